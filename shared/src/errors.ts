@@ -1,0 +1,150 @@
+/**
+ * The error table: every condition the vault, the codec or the agent can report
+ * on the wire, with its HTTP status, its MQTT 5 reason code and a summary.
+ *
+ * Rules (see docs/errors.md, generated from this table by `vault-server errors`):
+ * - A code names a *condition*, never the place it happened. Codes never change
+ *   once released; messages may. Tests assert codes and details, never text.
+ * - Status by category: bad input 400, authentication 401, authorisation 403,
+ *   missing resource 404, conflict 409, size 413, media type 415, rate 429,
+ *   a fault on our side 500, anything temporary on our side 503 (with
+ *   Retry-After). snapd treats 500 and every 4xx as fatal and backs off for
+ *   hours, but retries codes above 500 every minute (spec §5.8), so nothing
+ *   that is our fault or temporary may ever be a 4xx.
+ */
+
+export interface ErrorSpec {
+  /** HTTP status used when this error answers a request. */
+  readonly status: number
+  /** MQTT 5 reason code used when a packet itself is refused. */
+  readonly mqtt: number
+  /** One line for the error-code documentation. */
+  readonly summary: string
+}
+
+export const ERRORS = {
+  // --- request shape -------------------------------------------------------
+  SV_REQUEST_INVALID: { status: 400, mqtt: 0x99, summary: 'the request body or parameters are malformed' },
+  SV_BODY_TOO_LARGE: { status: 413, mqtt: 0x95, summary: 'the request body exceeds the configured limit' },
+  SV_MEDIA_TYPE_UNSUPPORTED: { status: 415, mqtt: 0x99, summary: 'the request Content-Type is not the one this endpoint takes' },
+  SV_NOT_FOUND: { status: 404, mqtt: 0x90, summary: 'no such endpoint or topic' },
+  SV_METHOD_NOT_ALLOWED: { status: 405, mqtt: 0x99, summary: 'the endpoint does not accept this HTTP method' },
+
+  // --- assertion codec -----------------------------------------------------
+  SV_ASSERTION_INVALID: { status: 400, mqtt: 0x99, summary: 'an assertion failed to decode or failed a header check' },
+  SV_ASSERTION_TOO_LARGE: { status: 413, mqtt: 0x95, summary: 'an assertion exceeds the header, body or signature size limit' },
+  SV_SIGNATURE_INVALID: { status: 400, mqtt: 0x99, summary: 'an assertion signature does not verify with the key it names' },
+  SV_SIGNATURE_UNSUPPORTED: { status: 400, mqtt: 0x99, summary: 'the signature uses an algorithm or digest that is refused (only RSA with SHA-256/384/512)' },
+  SV_KEY_INVALID: { status: 400, mqtt: 0x99, summary: 'a public or private key is malformed or of an unsupported kind' },
+  SV_KEY_TOO_SMALL: { status: 400, mqtt: 0x99, summary: 'an RSA key is smaller than the configured minimum' },
+  SV_SIGNING_KEY_UNKNOWN: { status: 400, mqtt: 0x99, summary: 'no trusted account-key matches the key that signed an assertion' },
+  SV_SIGNING_KEY_EXPIRED: { status: 400, mqtt: 0x99, summary: 'the signing account-key is not valid at the assertion timestamp or now' },
+  SV_ASSERTION_UNTRUSTED: { status: 400, mqtt: 0x99, summary: 'an assertion fails a trust-database cross-check (authority, prerequisite)' },
+  SV_ASSERTION_REVISION: { status: 409, mqtt: 0x99, summary: 'an assertion with the same primary key and an equal or higher revision is already held' },
+
+  // --- device API ----------------------------------------------------------
+  SV_API_KEY_MISSING: { status: 401, mqtt: 0x87, summary: 'the api-key header is missing' },
+  SV_API_KEY_INVALID: { status: 401, mqtt: 0x87, summary: 'the api-key is not valid for this model' },
+  SV_REQUEST_ID_UNKNOWN: { status: 400, mqtt: 0x99, summary: 'the request-id was never issued by this vault' },
+  SV_REQUEST_ID_EXPIRED: { status: 400, mqtt: 0x99, summary: 'the request-id was issued but has expired; ask for a new one' },
+  SV_REQUEST_ID_USED: { status: 409, mqtt: 0x99, summary: 'the request-id was already used for another serial request' },
+  SV_SERIAL_REQUEST_INVALID: { status: 400, mqtt: 0x99, summary: 'the serial-request stream is not a serial-request optionally followed by its model' },
+  SV_SERIAL_REQUEST_SIGNATURE: { status: 400, mqtt: 0x99, summary: 'the serial-request is not signed by its own device-key' },
+  SV_BRAND_UNKNOWN: { status: 404, mqtt: 0x99, summary: 'no such brand in this vault' },
+  SV_MODEL_UNKNOWN: { status: 404, mqtt: 0x99, summary: 'no such model for this brand in this vault' },
+  SV_MODEL_MISMATCH: { status: 400, mqtt: 0x99, summary: 'the model assertion sent does not match the serial-request brand and model' },
+  SV_SERIAL_MISSING: { status: 400, mqtt: 0x99, summary: 'the model expects a device-proposed serial and none was sent' },
+  SV_SERIAL_INVALID: { status: 400, mqtt: 0x99, summary: 'the proposed serial number has invalid characters or length' },
+  SV_SERIAL_TAKEN: { status: 409, mqtt: 0x99, summary: 'this serial is already bound to another device key (clone attempt)' },
+  SV_DEVICE_KEY_TAKEN: { status: 409, mqtt: 0x99, summary: 'this device key is already bound to another serial of the model' },
+  SV_SERIAL_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no serial binding exists for this brand, model and serial' },
+  SV_RATE_LIMITED: { status: 429, mqtt: 0x97, summary: 'too many requests from this client; slow down' },
+
+  // --- admin API -----------------------------------------------------------
+  SV_AUTH_REQUIRED: { status: 401, mqtt: 0x87, summary: 'a bearer token is required' },
+  SV_AUTH_INVALID: { status: 401, mqtt: 0x87, summary: 'the bearer token is not valid' },
+  SV_FORBIDDEN: { status: 403, mqtt: 0x87, summary: 'the token does not allow this operation' },
+  SV_BRAND_EXISTS: { status: 409, mqtt: 0x99, summary: 'a brand with this id already exists' },
+  SV_MODEL_EXISTS: { status: 409, mqtt: 0x99, summary: 'a model with this name already exists for the brand' },
+  SV_KEY_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such signing key' },
+  SV_KEY_EXISTS: { status: 409, mqtt: 0x99, summary: 'a signing key with this id already exists' },
+  SV_KEY_BRAND_MISMATCH: { status: 400, mqtt: 0x99, summary: 'the signing key does not belong to the brand of the model' },
+  SV_KEY_IMPORT_MISMATCH: { status: 400, mqtt: 0x99, summary: 'the imported private key, account and account-key assertions do not match' },
+  SV_MODEL_INVALID: { status: 400, mqtt: 0x99, summary: 'the model definition fails the model assertion checks' },
+
+  // --- our side ------------------------------------------------------------
+  SV_SIGNING_KEY_UNAVAILABLE: { status: 503, mqtt: 0x88, summary: 'the signing key of the model is disabled or cannot be used right now' },
+  SV_OVERLOADED: { status: 503, mqtt: 0x89, summary: 'the vault is at capacity; retry after the given delay' },
+  SV_STORE_UNAVAILABLE: { status: 503, mqtt: 0x88, summary: 'the storage backend is not reachable' },
+  SV_STORE_NOT_OPEN: { status: 503, mqtt: 0x88, summary: 'the store is not open (starting up or shutting down)' },
+  SV_TIMEOUT: { status: 503, mqtt: 0x88, summary: 'the request did not complete in time on our side' },
+  SV_SHUTTING_DOWN: { status: 503, mqtt: 0x8b, summary: 'the vault is shutting down' },
+  SV_INTERNAL: { status: 500, mqtt: 0x80, summary: 'an unexpected fault on our side; details are in the vault log' },
+  SV_CONFIG_INVALID: { status: 500, mqtt: 0x80, summary: 'the configuration is invalid (start-up only; exit code 2)' },
+  SV_MASTER_KEY_INVALID: { status: 500, mqtt: 0x80, summary: 'the master key is missing or cannot decrypt the key store' },
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERRORS, code)
+}
+
+export interface VaultErrorOptions {
+  /** Structured facts for logs and for the error body (never secrets). */
+  details?: Record<string, unknown>
+  cause?: unknown
+  /** Seconds a client should wait before retrying (503 and 429). */
+  retryAfter?: number
+}
+
+/**
+ * The one error type that crosses module boundaries. `expose` is true for
+ * client faults (status < 500): their message is shown to the client. For
+ * server faults the client sees only the code and "internal error"; the
+ * detail goes to the log.
+ */
+export class VaultError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly expose: boolean
+  readonly details: Record<string, unknown> | undefined
+  readonly retryAfter: number | undefined
+
+  constructor(code: ErrorCode, message: string, options: VaultErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'VaultError'
+    this.code = code
+    this.status = ERRORS[code].status
+    this.expose = this.status < 500
+    this.details = options.details
+    this.retryAfter = options.retryAfter
+  }
+}
+
+export function isVaultError(err: unknown): err is VaultError {
+  return err instanceof VaultError
+}
+
+/** The wire body of an error, identical on HTTP and on MQTT `rejected` topics. */
+export interface ErrorBody {
+  code: ErrorCode
+  message: string
+  requestId?: string
+  details?: Record<string, unknown>
+}
+
+/**
+ * Turns any thrown value into the error body a client may see. Unknown errors
+ * and server faults never leak their message.
+ */
+export function toErrorBody(err: unknown, requestId?: string): ErrorBody {
+  const e = isVaultError(err) ? err : undefined
+  const body: ErrorBody = {
+    code: e ? e.code : 'SV_INTERNAL',
+    message: e && e.expose ? e.message : e ? `${ERRORS[e.code].summary}` : 'internal error',
+  }
+  if (requestId !== undefined) body.requestId = requestId
+  if (e && e.expose && e.details !== undefined) body.details = e.details
+  return body
+}
