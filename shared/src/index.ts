@@ -1,2 +1,30 @@
-export * from './errors.js'
+/**
+ * @sv/shared: the snapd-compatible assertion codec, crypto and protocol types
+ * used by the vault and the device agent. No I/O: runs unchanged on a
+ * Raspberry Pi and in the vault.
+ */
+export { ERRORS, VaultError, isVaultError, isErrorCode, toErrorBody, type ErrorCode, type ErrorSpec, type ErrorBody, type VaultErrorOptions } from './errors.js'
+
+// assertion codec
+export { Assertion, ASSERTION_TYPES, assertionType, type AssertionTypeInfo, type AssertionParts } from './assertion/assertion.js'
+export { parseHeaders, HEADER_NAME_RE, type HeaderValue, type HeaderMap, type Headers } from './assertion/grammar.js'
+export { decodeAssertion, decodeStream, decodeStreamPartial, MAX_HEADERS_SIZE, MAX_BODY_SIZE, MAX_SIGNATURE_SIZE, type StreamLimits, type PartialStream } from './assertion/decode.js'
+export { signAssertion, encodeStream, formatContent, type HeadersInput, type SignOptions } from './assertion/encode.js'
+export { ACCOUNT_ID_RE, MODEL_NAME_RE, ACCOUNT_KEY_NAME_RE, parseRfc3339, formatRfc3339 } from './assertion/checks.js'
+export { AccountAssertion } from './assertion/types/account.js'
+export { AccountKeyAssertion, AccountKeyRequestAssertion, isValidAt, type Validity } from './assertion/types/account-key.js'
+export { ModelAssertion, isValidSnapName, type ModelSnap, type ModelGrade, type StorageSafety } from './assertion/types/model.js'
+export { SerialAssertion, SerialRequestAssertion, DeviceSessionRequestAssertion } from './assertion/types/serial.js'
+export { SystemUserAssertion } from './assertion/types/system-user.js'
+export { TrustDb, goTime, type TrustDbOptions } from './assertion/trustdb.js'
+
+// crypto
+export { PublicKey, publicKeyId, V1_FIXED_TIMESTAMP } from './crypto/keys.js'
+export { parseSignature, verifySignature, signContent, type ParsedSignature } from './crypto/signature.js'
+export { WebCryptoSigner, loadPrivateKeyPem, type AssertionSigner, type LoadedPrivateKey } from './crypto/signer.js'
+export { decodePem, encodePem, type PemBlock } from './crypto/pem.js'
+export { pkcs1ToPkcs8, pkcs8ToPkcs1 } from './crypto/der.js'
+export { getWebCrypto, digest, type DigestName } from './crypto/platform.js'
+
+// protocol
 export { normaliseSerial, validateSerial, SERIAL_PATTERN, SERIAL_MAX_LENGTH, type SerialInvalidReason } from './protocol/serial-number.js'

@@ -1,0 +1,40 @@
+/**
+ * snapd's "v1" envelope for keys and signatures (spec §2.1):
+ * base64std( 0x01 || one OpenPGP packet ), wrapped at 76 columns with LF.
+ */
+import { Buffer } from 'node:buffer'
+import { VaultError } from '../errors.js'
+
+const LINE = 76
+const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/
+
+/** base64 of 0x01 || data, wrapped at 76 characters, no trailing LF. */
+export function encodeV1(data: Uint8Array): string {
+  const flat = Buffer.concat([Buffer.from([1]), data]).toString('base64')
+  if (flat.length <= LINE) return flat
+  const lines: string[] = []
+  for (let off = 0; off < flat.length; off += LINE) lines.push(flat.slice(off, off + LINE))
+  return lines.join('\n')
+}
+
+/**
+ * Decodes the envelope and returns the bytes after the version byte. Like Go's
+ * base64.StdEncoding it skips CR and LF anywhere and requires correct padding;
+ * any other character is an error.
+ */
+export function decodeV1(text: string | Uint8Array, kind: string): Buffer {
+  const s = (typeof text === 'string' ? text : Buffer.from(text).toString('latin1')).replace(/[\r\n]/g, '')
+  const fail = (reason: string): never => {
+    throw new VaultError(kind === 'signature' ? 'SV_SIGNATURE_INVALID' : 'SV_KEY_INVALID', `cannot decode ${kind}: ${reason}`, { details: { reason } })
+  }
+  if (s.length === 0) fail('no data')
+  if (!B64_RE.test(s) || s.length % 4 !== 0) fail('illegal base64 data')
+  const raw = Buffer.from(s, 'base64')
+  if (raw.length === 0) fail('base64 without data')
+  if (raw[0] !== 1) {
+    throw new VaultError(kind === 'signature' ? 'SV_SIGNATURE_INVALID' : 'SV_KEY_INVALID', `unsupported ${kind} format version: ${raw[0]}`, {
+      details: { reason: 'unsupported format version' },
+    })
+  }
+  return raw.subarray(1)
+}
