@@ -236,3 +236,30 @@ test('NodeSerialLink (real pty): the device going away (socat killed) is reason 
   portFailure(t, await t.throwsAsync(link.query('SN?\r\n', /x/, 2000)), 'disconnected')
   await t.notThrowsAsync(link.close())
 })
+
+// --- real hardware (opt-in) ------------------------------------------------------
+
+const hardwarePort = process.env.AGENT_TEST_PORT
+if (hardwarePort === undefined || hardwarePort === '') {
+  test.todo(
+    'NodeSerialLink (hardware): set AGENT_TEST_PORT=/dev/ttyUSB0 (a jig that answers "SN?\\r\\n" with a line "SERIAL <serial>"; AGENT_TEST_BAUD, default 115200) to run against a real port',
+  )
+} else {
+  test('NodeSerialLink (hardware): the jig on AGENT_TEST_PORT answers SN? with a valid serial', async (t) => {
+    const result = await detectSerial(
+      [
+        {
+          kind: 'serialport',
+          path: hardwarePort,
+          baudRate: Number(process.env.AGENT_TEST_BAUD ?? 115200),
+          query: 'SN?\\r\\n',
+          responsePattern: '^SERIAL (\\S+)$',
+          timeoutMs: 3000,
+        },
+      ],
+      { createSerialLink: (request) => new NodeSerialLink(request) },
+    )
+    t.is(result.source, 'serialport')
+    t.log(`serial read from ${hardwarePort}: ${result.serial}`)
+  })
+}
