@@ -89,7 +89,7 @@ export class TrustDb {
   async check(a: Assertion): Promise<void> {
     if (a.format > a.type.maxFormat) fail('SV_ASSERTION_INVALID', a, `proposed ${JSON.stringify(a.typeName)} assertion has format ${a.format} but ${a.type.maxFormat} is latest supported`, { header: 'format' })
     if (a.type.noAuthority) {
-      await verifySignature(a.content, a.signature, this.#selfSignKey(a))
+      await verifyOf(a, this.#selfSignKey(a))
       return
     }
     const key = this.findAccountKey(a)
@@ -97,7 +97,7 @@ export class TrustDb {
     if (!isValidAt(key, now)) {
       fail('SV_SIGNING_KEY_EXPIRED', a, `assertion is signed with expired public key ${JSON.stringify(a.signKeyId)} from ${JSON.stringify(a.authorityId)}: ${validityMismatch(key, now)}`, { signKeyId: a.signKeyId })
     }
-    await verifySignature(a.content, a.signature, key.publicKey)
+    await verifyOf(a, key.publicKey)
     const ts = timestampOf(a)
     if (ts !== undefined && !isValidAt(key, ts)) {
       const until = key.until !== undefined ? ` until ${JSON.stringify(goTime(key.until))}` : ''
@@ -197,6 +197,16 @@ export class TrustDb {
       if (next.length === 0 || next.length === pending.length) return { added, failed: next }
       pending = next.map((f) => f.assertion)
     }
+  }
+}
+
+/** verifySignature, its errors naming the assertion type like every other check failure. */
+async function verifyOf(a: Assertion, key: PublicKey): Promise<void> {
+  try {
+    await verifySignature(a.content, a.signature, key)
+  } catch (e) {
+    if (e instanceof VaultError && e.details !== undefined && e.details.type === undefined) e.details.type = a.typeName
+    throw e
   }
 }
 
