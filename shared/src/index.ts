@@ -21,7 +21,7 @@ export { TrustDb, goTime, type TrustDbOptions } from './assertion/trustdb.js'
 // crypto
 export { PublicKey, publicKeyId, V1_FIXED_TIMESTAMP } from './crypto/keys.js'
 export { parseSignature, verifySignature, signContent, type ParsedSignature } from './crypto/signature.js'
-export { WebCryptoSigner, loadPrivateKeyPem, type AssertionSigner, type LoadedPrivateKey } from './crypto/signer.js'
+export { WebCryptoSigner, NodeKeySigner, loadPrivateKeyPem, type AssertionSigner, type LoadedPrivateKey } from './crypto/signer.js'
 export { decodePem, encodePem, type PemBlock } from './crypto/pem.js'
 export { pkcs1ToPkcs8, pkcs8ToPkcs1 } from './crypto/der.js'
 export { getWebCrypto, digest, type DigestName } from './crypto/platform.js'
