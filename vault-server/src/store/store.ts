@@ -111,7 +111,11 @@ export type LogOutcome = 'issued' | 'reissued' | 'retried' | 'refused'
 
 /** One signing log entry: every issuance and every refusal. */
 export interface LogEntry {
-  /** Time-ordered unique id (sortable as a string); assigned by the caller. */
+  /**
+   * Time-ordered unique id (sortable as a string); assigned by the caller as
+   * `createLogId(time)` (store/log-id.ts). Its fixed-width timestamp prefix is
+   * what `LogQuery.from`/`to` filter on.
+   */
   id: string
   time: number
   outcome: LogOutcome
@@ -138,13 +142,13 @@ export interface LogQuery {
   model?: string
   serial?: string
   outcome?: LogOutcome
-  /** inclusive lower bound, epoch ms */
+  /** inclusive lower bound, epoch ms (of the id's timestamp, see LogEntry.id) */
   from?: number
   /** exclusive upper bound, epoch ms */
   to?: number
-  /** page size, 1..1000 (default 100) */
+  /** page size, 1..1000 (default 100); otherwise SV_REQUEST_INVALID */
   limit?: number
-  /** opaque cursor from a previous page */
+  /** opaque cursor from a previous page (SV_REQUEST_INVALID if it is not one) */
   cursor?: string
   /** default 'asc' (oldest first) */
   order?: 'asc' | 'desc'
