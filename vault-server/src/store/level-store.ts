@@ -265,7 +265,9 @@ export class LevelStore implements VaultStore {
     return this.#run(async (s) => {
       const serial = await s.serialByDeviceKey.get(tupleKey(brandId, model, deviceKeyId))
       if (serial === undefined) return undefined
-      return s.serial.get(tupleKey(brandId, model, serial))
+      // Two reads, no snapshot: a replacement in between may have moved the key.
+      const found = await s.serial.get(tupleKey(brandId, model, serial))
+      return found?.deviceKeyId === deviceKeyId ? found : undefined
     })
   }
 

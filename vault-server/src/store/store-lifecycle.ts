@@ -9,7 +9,8 @@ type State = 'closed' | 'opening' | 'open' | 'closing'
  *   from the moment close() is called, and after);
  * - close() waits for operations already running, then closes the backend;
  * - open() and close() are idempotent and run one after another in call
- *   order, so a store can be closed while opening and reopened after closing.
+ *   order, so a store can be closed while opening and reopened after closing;
+ *   the backend's close function must itself be idempotent.
  */
 export class StoreLifecycle {
   #state: State = 'closed'
@@ -48,7 +49,8 @@ export class StoreLifecycle {
   close(doClose: () => Promise<void>): Promise<void> {
     this.#wanted = 'closed'
     return this.#enqueue(async () => {
-      if (this.#state === 'closed') return
+      // doClose runs even when never opened: a backend may hold resources from its
+      // construction (classic-level opens itself), and doClose must be idempotent.
       this.#state = 'closing'
       if (this.#pending > 0) await new Promise<void>((resolve) => (this.#drained = resolve))
       try {
