@@ -1,4 +1,9 @@
-import type { AbstractBatchOperation, AbstractBatchOptions, AbstractLevel, AbstractSublevel } from 'abstract-level'
+import type {
+  AbstractBatchOperation,
+  AbstractBatchOptions,
+  AbstractSublevel,
+  AbstractSublevelOptions,
+} from 'abstract-level'
 import { VaultError, isVaultError } from '@sv/shared'
 import { KeyedMutex } from './keyed-mutex.js'
 import {
@@ -26,10 +31,22 @@ import type {
 } from './store.js'
 
 type Format = string | Buffer | Uint8Array
-/** Any abstract-level database with string keys: classic-level, memory-level, or a sublevel of one. */
-export type LevelDatabase = AbstractLevel<Format, string, string>
-type Sub<V> = AbstractSublevel<LevelDatabase, Format, string, V>
-type Op = AbstractBatchOperation<LevelDatabase, string, unknown>
+type Sub<V> = AbstractSublevel<any, Format, string, V>
+type Op = AbstractBatchOperation<any, string, unknown>
+
+/**
+ * The part of an abstract-level database LevelStore uses. Any abstract-level
+ * database fits (classic-level, memory-level, a sublevel of either). It is
+ * spelled out because abstract-level's own class types are parameterised by
+ * the concrete class (`hooks`, `sublevel().parent`), so `Level` and
+ * `MemoryLevel` do not reliably type-check as a plain `AbstractLevel`.
+ */
+export interface LevelDatabase {
+  open(): Promise<void>
+  close(): Promise<void>
+  sublevel<K, V>(name: string, options: AbstractSublevelOptions<K, V>): AbstractSublevel<any, Format, K, V>
+  batch<K, V>(operations: Array<AbstractBatchOperation<any, K, V>>, options: AbstractBatchOptions<K, V>): Promise<void>
+}
 
 interface Sublevels {
   sys: Sub<string>

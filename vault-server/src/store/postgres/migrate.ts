@@ -6,7 +6,7 @@ import { MIGRATIONS, type Migration } from './migrations/index.js'
 const MIGRATION_LOCK_CLASS = 0x5356
 
 /** Quotes an identifier that has already passed `isSchemaName`. */
-export function quoteIdent(name: string): string {
+function quoteIdent(name: string): string {
   return `"${name}"`
 }
 
