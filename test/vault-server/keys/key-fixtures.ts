@@ -35,15 +35,25 @@ export function vectorKeyPem(name: string, form: 'key' | 'pkcs8' = 'key'): strin
 
 /**
  * Strings that must never appear in a message, a log line or a stored
- * record: every base64 line of the PEM and of its PKCS#8 form, and the private
- * exponent d in hex and base64url, plus the primes.
+ * record: the base64 lines of the key's PKCS#1 and PKCS#8 forms (as in a PEM,
+ * 64 characters each) except those that only carry the public modulus and
+ * exponent (an account-key assertion carries those too), and the private
+ * exponent d and the primes, in hex, base64 and base64url.
  */
 export function secretNeedles(pem: string): string[] {
   const key = createPrivateKey(pem)
   const jwk = key.export({ format: 'jwk' })
-  const pkcs8 = (key.export({ format: 'der', type: 'pkcs8' }) as Buffer).toString('base64')
-  const lines = pem.split('\n').filter((l) => l.length >= 32 && !l.startsWith('-----'))
-  const needles = [...lines, pkcs8.slice(0, 64), pkcs8.slice(-64)]
+  const n = Buffer.from(jwk.n!, 'base64url')
+  const needles: string[] = []
+  for (const type of ['pkcs1', 'pkcs8'] as const) {
+    const der = key.export({ format: 'der', type }) as Buffer
+    const nAt = der.indexOf(n)
+    const publicEnd = der.indexOf(Buffer.from([0x02, 0x03, 0x01, 0x00, 0x01]), nAt + n.length) + 5 // INTEGER 65537
+    if (nAt < 0 || publicEnd < 5) throw new Error('cannot locate the public part of the fixture key')
+    const lines = der.toString('base64').match(/.{1,64}/g)!
+    // line i holds bytes [48 i, 48 i + 48)
+    needles.push(...lines.filter((line, i) => 48 * (i + 1) > publicEnd && line.length >= 32))
+  }
   for (const part of [jwk.d, jwk.p, jwk.q]) {
     const bytes = Buffer.from(part!, 'base64url')
     needles.push(part!.slice(0, 40), bytes.toString('hex').slice(0, 40), bytes.toString('base64').slice(0, 40))
