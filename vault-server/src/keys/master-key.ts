@@ -61,7 +61,12 @@ export async function loadMasterKey(source: { file?: string | undefined; value?:
  * cannot be wiped, which is one reason to prefer the file.
  */
 export function parseMasterKey(value: string, source = 'value'): MasterKey {
-  return decodeKeyText(Buffer.from(value, 'latin1'), source)
+  const raw = Buffer.from(value, 'latin1')
+  try {
+    return decodeKeyText(raw, source)
+  } finally {
+    raw.fill(0)
+  }
 }
 
 /**
@@ -108,7 +113,7 @@ export async function generateMasterKeyFile(file: string): Promise<MasterKey> {
   const dir = path.dirname(file)
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
   const bytes = randomBytes(MASTER_KEY_BYTES)
-  const text = Buffer.from(`${bytes.toString('hex')}\n`, 'latin1')
+  const text = encodeHexLine(bytes)
   try {
     const handle = await fs.open(tmp, 'wx', 0o600)
     try {
@@ -184,6 +189,19 @@ function decodeKeyText(raw: Buffer, source: string): MasterKey {
     out.fill(0)
   }
 }
+
+/** `hex LF` built byte by byte, so that no JS string holds the key. */
+function encodeHexLine(bytes: Buffer): Buffer {
+  const out = Buffer.alloc(bytes.length * 2 + 1)
+  for (let i = 0; i < bytes.length; i++) {
+    out[2 * i] = HEX_DIGITS[bytes[i]! >> 4]!
+    out[2 * i + 1] = HEX_DIGITS[bytes[i]! & 0x0f]!
+  }
+  out[out.length - 1] = 0x0a
+  return out
+}
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1')
 
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
