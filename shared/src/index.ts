@@ -28,3 +28,8 @@ export { getWebCrypto, digest, type DigestName } from './crypto/platform.js'
 
 // protocol
 export { normaliseSerial, validateSerial, SERIAL_PATTERN, SERIAL_MAX_LENGTH, type SerialInvalidReason } from './protocol/serial-number.js'
+
+// configuration layering
+export { mergeConfig, setPath, getPath, configFromEnv, validateConfig, redactConfig, type ConfigTree, type EnvVar, type EnvTable } from './config.js'
+export { LOG_EVENTS, type LogEvent } from './log-events.js'
+export { CANONICAL_ACCOUNT, CANONICAL_ROOT_ACCOUNT_KEY } from './assertion/canonical.js'

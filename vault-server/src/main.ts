@@ -7,6 +7,25 @@ import { pathToFileURL } from 'node:url'
 import { VaultError } from '@sv/shared'
 import { CliError, EXIT, processIo, type CliIo } from './cli/io.js'
 import { keyIdCommand, showCommand, signCommand, verifyCommand } from './cli/assertion-commands.js'
+import {
+  brandCreateCommand,
+  brandImportCommand,
+  brandListCommand,
+  initCommand,
+  keyListCommand,
+  keySetEnabledCommand,
+  modelAddCommand,
+  modelListCommand,
+  modelShowCommand,
+  serveCommand,
+  tokenCreateCommand,
+  tokenListCommand,
+  tokenRevokeCommand,
+  trustExportCommand,
+} from './cli/vault-commands.js'
+import { logExportCommand, logQueryCommand } from './cli/log-commands.js'
+import { demoCommand } from './cli/demo.js'
+import { errorsCommand } from './cli/errors-command.js'
 import { VERSION } from './version.js'
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v]
@@ -70,6 +89,140 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .requiredOption('--key <pem>', 'private or public key PEM')
     .option('--public-key', "also print snapd's encoding of the public key")
     .action(async (opts: { key: string; publicKey?: boolean }) => exit(await keyIdCommand(io, opts)))
+
+  // --- data-directory commands -------------------------------------------------------
+  const data = (c: Command): Command =>
+    c
+      .option('--data <dir>', 'data directory (env VAULT_DATA_DIR)')
+      .option('--config <file>', 'config file (default DATA/vault.yaml when present)')
+      .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+  const act =
+    (fn: (opts: any) => Promise<number>) =>
+    async (...args: unknown[]) => {
+      const cmd = args.at(-1) as Command
+      exit(await fn(cmd.opts()))
+    }
+
+  data(program.command('init').description('create a data directory: master key, development TLS certificate, first admin token (printed once)'))
+    .option('--tls-name <name...>', 'extra DNS names or IPs for the self-signed certificate')
+    .option('--plain-http', 'no TLS files (the vault will sit behind a TLS proxy)')
+    .option('--json', 'print JSON')
+    .action(act((o) => initCommand(io, o)))
+
+  data(program.command('serve').description('serve the device and admin API until SIGINT/SIGTERM'))
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
+    .option('--tls-cert <file>', 'TLS certificate (default DATA/tls/cert.pem)')
+    .option('--tls-key <file>', 'TLS private key (default DATA/tls/key.pem)')
+    .option('--plain-http', 'plain HTTP, only behind a TLS-terminating proxy')
+    .option('--dev', 'development mode (logged as a warning)')
+    .option('--print-config', 'print the resolved configuration (secrets redacted) and exit')
+    .action(act((o) => serveCommand(io, o)))
+
+  data(program.command('demo').description('what `npm start` runs: a development vault with a demo brand and model'))
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
+    .option('--once', 'set up, print the instructions and stop (for scripts)')
+    .action(act((o) => demoCommand(io, o)))
+
+  const brand = program.command('brand').description('brand accounts and their keys')
+  data(brand.command('create').description('a new brand under the vault-held root (private ecosystems, tests, demos)'))
+    .requiredOption('--id <id>', 'brand account id')
+    .requiredOption('--display-name <name>', 'display name')
+    .option('--root-id <id>', 'account id of the vault root when it is created now (default svroot-XXXXXXXX)')
+    .option('--json', 'print JSON')
+    .action(act((o) => brandCreateCommand(io, o)))
+  data(brand.command('import').description('import a store-registered brand: its key and the account and account-key assertions the store issued'))
+    .requiredOption('--key <pem>', 'the brand private key (PKCS#1 or PKCS#8 PEM)')
+    .requiredOption('--account <file>', 'the account assertion')
+    .requiredOption('--account-key <file>', 'the account-key assertion of this key')
+    .option('--trusted <file...>', 'extra trust anchors (default: Canonical root only)')
+    .option('--chain <file...>', 'intermediate assertions the account-key needs')
+    .option('--skip-chain-check', 'do not check the assertions against a trusted root (private setups)')
+    .option('--json', 'print JSON')
+    .action(act((o) => brandImportCommand(io, o)))
+  data(brand.command('list').description('brands and their keys'))
+    .option('--json', 'print JSON')
+    .action(act((o) => brandListCommand(io, o)))
+
+  const key = program.command('key').description('signing keys (never shown, only their ids)')
+  data(key.command('list').description('keys and their state'))
+    .option('--account <id>', 'only this account')
+    .option('--json', 'print JSON')
+    .action(act((o) => keyListCommand(io, o)))
+  for (const [name, enabled] of [['enable', true], ['disable', false]] as const) {
+    data(key.command(name).description(`${name} a signing key`))
+      .requiredOption('--key-id <id>', 'sha3-384 key id')
+      .action(act((o) => keySetEnabledCommand(io, o, enabled)))
+  }
+
+  const model = program.command('model').description('device models')
+  data(model.command('add').description('add a model and sign its model assertion'))
+    .requiredOption('--brand <id>', 'brand id')
+    .requiredOption('--model <name>', 'model name')
+    .option('--api-key <key...>', 'API keys devices send (default: one generated and printed once)')
+    .option('--serial-policy <policy>', 'device (the device proposes) or assign:TEMPLATE[@START], e.g. assign:ACME-{n:8}', 'device')
+    .option('--duplicates <policy>', 'refuse (a serial stays with its first key) or reissue', 'refuse')
+    .option('--headers <file>', 'model assertion headers (YAML or JSON): architecture, base, snaps, grade, ...')
+    .option('--key <key-id>', "signing key (default: the brand's oldest enabled key)")
+    .option('--json', 'print JSON')
+    .action(act((o) => modelAddCommand(io, o)))
+  data(model.command('list').description('models'))
+    .option('--brand <id>', 'only this brand')
+    .option('--json', 'print JSON')
+    .action(act((o) => modelListCommand(io, o)))
+  data(model.command('show').description('print the signed model assertion'))
+    .requiredOption('--brand <id>', 'brand id')
+    .requiredOption('--model <name>', 'model name')
+    .action(act((o) => modelShowCommand(io, o)))
+
+  const trust = program.command('trust').description('trust anchors for device images')
+  data(trust.command('export').description("print the vault root's account and account-key (with --brand, the brand's chain too)"))
+    .option('--brand <id>', "also the brand's account and account-keys")
+    .option('--out <file>', 'write to FILE')
+    .action(act((o) => trustExportCommand(io, o)))
+
+  const token = program.command('token').description('admin API tokens')
+  data(token.command('create').description('a new admin token (printed once)'))
+    .requiredOption('--name <name>', 'who or what uses it')
+    .option('--role <role...>', 'roles (default admin)')
+    .option('--json', 'print JSON')
+    .action(act((o) => tokenCreateCommand(io, o)))
+  data(token.command('list').description('tokens (names and ids, never the tokens)'))
+    .option('--json', 'print JSON')
+    .action(act((o) => tokenListCommand(io, o)))
+  data(token.command('revoke').description('revoke a token by the id shown by token list'))
+    .requiredOption('--id <id>', 'token id prefix')
+    .action(act((o) => tokenRevokeCommand(io, o)))
+
+  // --- against a running vault --------------------------------------------------------
+  const remote = (c: Command): Command =>
+    c
+      .option('--url <url>', 'vault base URL, e.g. https://vault:8443/v1/ (env VAULT_URL)')
+      .option('--token <token>', 'admin token (env VAULT_TOKEN)')
+      .option('--ca <file>', 'CA certificate to trust (e.g. the development certificate)')
+      .option('--insecure', 'do not check the TLS certificate (development only)')
+      .option('--brand <id>', 'brand')
+      .option('--model <name>', 'model')
+      .option('--serial <serial>', 'serial number')
+      .option('--outcome <outcome>', 'issued, reissued, retried or refused')
+      .option('--from <time>', 'from this time (ISO 8601 or epoch ms), inclusive')
+      .option('--to <time>', 'until this time, exclusive')
+  const logCmd = program.command('log').description('the signing log of a running vault')
+  remote(logCmd.command('query').description('entries matching the filters, oldest first'))
+    .option('--limit <n>', 'page size (1..1000, default 100)')
+    .option('--order <order>', 'asc or desc')
+    .option('--all', 'follow every page')
+    .option('--json', 'print JSON')
+    .action(act((o) => logQueryCommand(io, o)))
+  remote(logCmd.command('export').description('stream matching entries as JSON lines or CSV'))
+    .option('--format <format>', 'jsonl or csv', 'jsonl')
+    .option('--out <file>', 'write to FILE')
+    .action(act((o) => logExportCommand(io, o)))
+
+  program
+    .command('errors')
+    .description('print the SV_* error codes with their HTTP status and meaning')
+    .option('--markdown', 'as a Markdown table (docs/errors.md)')
+    .action(act((o) => errorsCommand(io, o)))
 
   return program
 }

@@ -1,0 +1,94 @@
+/**
+ * The device API, compatible with snapd's registration client and with
+ * Canonical serial-vault's signing service (base URL https://HOST:PORT/v1/):
+ * POST /v1/request-id, POST /v1/serial, POST /v1/model, GET /v1/version,
+ * GET /v1/health, GET /v1/ready.
+ */
+import { Router, type Request } from 'express'
+import { Buffer } from 'node:buffer'
+import { VaultError, decodeAssertion, encodeStream } from '@sv/shared'
+import type { AppDeps } from '../../app.js'
+import { mediaType, readBody, readJson } from '../body.js'
+import { ASSERTION_MEDIA_TYPE, sendAssertions, sendJson } from '../respond.js'
+import { VERSION } from '../../version.js'
+
+function apiKey(req: Request): string | undefined {
+  const v = req.headers['api-key']
+  return typeof v === 'string' && v.length > 0 && v.length <= 512 ? v : undefined
+}
+
+export function deviceRoutes(deps: AppDeps): Router {
+  const r = Router()
+  const { services, config } = deps
+
+  r.post('/v1/request-id', async (req, res) => {
+    const key = apiKey(req)
+    if (!key) throw new VaultError('SV_API_KEY_MISSING', 'the api-key header is required', { details: { header: 'api-key' } })
+    if ((await services.models.modelsForApiKey(key)).length === 0) throw new VaultError('SV_API_KEY_INVALID', 'the api-key is not valid', { details: { header: 'api-key' } })
+    req.resume()
+    const id = services.requestIds.issue()
+    deps.metrics.requestIdsIssued.inc()
+    sendJson(res, 200, { 'request-id': id, 'expires-in': services.requestIds.ttlSeconds })
+  })
+
+  r.post('/v1/serial', async (req, res) => {
+    const type = mediaType(req)
+    if (type !== ASSERTION_MEDIA_TYPE) {
+      req.resume()
+      throw new VaultError('SV_MEDIA_TYPE_UNSUPPORTED', `expected Content-Type: ${ASSERTION_MEDIA_TYPE}`, { details: { contentType: type } })
+    }
+    const result = await deps.admission.run(async () => {
+      const body = await readBody(req, config.limits.serialBodyBytes)
+      return services.signing.requestSerial({ body, apiKey: apiKey(req), clientAddress: req.socket.remoteAddress ?? '', transport: 'https' })
+    })
+    ;(req as Request & { svFacts?: object }).svFacts = { brandId: result.brandId, model: result.model, serial: result.serial, outcome: result.outcome, revision: result.revision }
+    sendAssertions(res, result.stream)
+  })
+
+  // Canonical serial-vault compatible: the brand's account, account-key and signed model.
+  r.post('/v1/model', async (req, res) => {
+    const key = apiKey(req)
+    if (!key) throw new VaultError('SV_API_KEY_MISSING', 'the api-key header is required', { details: { header: 'api-key' } })
+    const body = (await readJson(req, 64 * 1024)) as Record<string, unknown>
+    const brandId = body?.['brand-id']
+    const name = body?.model
+    if (typeof brandId !== 'string' || typeof name !== 'string') throw new VaultError('SV_REQUEST_INVALID', 'expected {"brand-id": ..., "model": ...}', { details: { fields: ['brand-id', 'model'] } })
+    const model = await services.models.get(brandId, name).catch(() => undefined)
+    if (!model || !(await services.models.modelsForApiKey(key)).some((m) => m.brandId === brandId && m.name === name)) {
+      throw new VaultError('SV_API_KEY_INVALID', 'the api-key is not valid for this model', { details: { header: 'api-key' } })
+    }
+    const brand = await services.brands.getBrand(brandId)
+    const keyRec = await deps.store.getSigningKey(model.signingKeyId)
+    const parts = [brand.accountAssertion, keyRec!.accountKeyAssertion, model.modelAssertion].map((t) => decodeAssertion(t))
+    sendAssertions(res, encodeStream(parts))
+  })
+
+  r.get('/v1/version', (_req, res) => sendJson(res, 200, { version: VERSION, api: 'v1' }))
+  r.get('/v1/health', (_req, res) => sendJson(res, 200, { status: 'ok' }))
+  r.get('/v1/ready', async (_req, res) => {
+    const checks: Record<string, string> = {}
+    let ok = true
+    try {
+      await deps.store.ping()
+      checks.store = 'ok'
+    } catch (e) {
+      ok = false
+      checks.store = e instanceof VaultError ? e.code : 'SV_STORE_UNAVAILABLE'
+    }
+    const enabled = (await deps.services.keys.listKeys().catch(() => [])).filter((k) => k.enabled && k.purpose === 'brand')
+    checks.signingKeys = enabled.length > 0 ? `${enabled.length} enabled` : 'none enabled'
+    if (enabled.length === 0) ok = false
+    if (!ok) {
+      res.set('Retry-After', String(config.limits.retryAfterSeconds))
+      sendJson(res, 503, { status: 'not ready', checks })
+      return
+    }
+    sendJson(res, 200, { status: 'ready', checks })
+  })
+
+  r.get('/metrics', async (_req, res) => {
+    res.status(200).set('Content-Type', deps.metrics.registry.contentType).end(Buffer.from(await deps.metrics.registry.metrics()))
+  })
+
+  return r
+}

@@ -1,0 +1,162 @@
+/**
+ * Assembly of a vault from its configuration: store, master key, signing
+ * pool, key store, services; `startVault` adds the HTTP(S) server. The CLI's
+ * offline commands (brand, model, token ...) use `openVault` on the same data.
+ */
+import { readFile } from 'node:fs/promises'
+import { VaultError } from '@sv/shared'
+import type { VaultConfig } from './config.js'
+import { dataPaths } from './config.js'
+import type { Logger } from './logger.js'
+import { openStore, type StoreConfig } from './store/open-store.js'
+import type { VaultStore } from './store/store.js'
+import { loadMasterKey, type MasterKey } from './keys/master-key.js'
+import { SignerPool } from './keys/signer-pool.js'
+import { SealedKeyStore } from './keys/sealed-key-store.js'
+import type { KeyStore } from './keys/keystore.js'
+import { RequestIdService } from './services/request-ids.js'
+import { ModelService } from './services/model-service.js'
+import { BrandService } from './services/brand-service.js'
+import { SigningService } from './services/signing-service.js'
+import { Admission } from './services/admission.js'
+import { createMetrics, type VaultMetrics } from './metrics.js'
+import { createApp, type AppServices } from './app.js'
+import { listen, parseListen, type RunningServer } from './http/server.js'
+
+export interface VaultCore {
+  config: VaultConfig
+  log: Logger
+  store: VaultStore
+  masterKey: MasterKey
+  pool: SignerPool
+  keys: KeyStore
+  services: AppServices
+  metrics: VaultMetrics
+  admission: Admission
+  close(): Promise<void>
+}
+
+export function storeConfig(config: VaultConfig): StoreConfig {
+  switch (config.store.driver) {
+    case 'memory':
+      return { driver: 'memory' }
+    case 'postgres':
+      if (!config.store.url) throw new VaultError('SV_CONFIG_INVALID', 'store.driver is postgres but store.url (VAULT_STORE_URL) is not set', { details: { issues: ['store.url: required for postgres'] } })
+      return { driver: 'postgres', url: config.store.url, ...(config.store.schema ? { schema: config.store.schema } : {}), poolSize: config.store.poolSize }
+    default:
+      return { driver: 'level', path: dataPaths(config).levelDb }
+  }
+}
+
+export interface OpenVaultOptions {
+  /** signing workers (default from config: 0 = one per core) */
+  workers?: number
+  /** key size of keys generated here (tests use 2048) */
+  keyBits?: number
+  onProgress?: (what: string, elapsedMs: number) => void
+  now?: () => number
+  /** accept keys below 4096 bits (tests only) */
+  allowSmallKeys?: boolean
+}
+
+export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOptions = {}): Promise<VaultCore> {
+  const paths = dataPaths(config)
+  const masterKey = await loadMasterKey(config.masterKey.value ? { value: config.masterKey.value } : { file: paths.masterKey }).catch((e) => {
+    if (e instanceof VaultError && !config.masterKey.value) {
+      throw new VaultError('SV_MASTER_KEY_INVALID', `${e.message} (run "vault-server init --data ${config.dataDir}" first, or set VAULT_MASTER_KEY_FILE)`, { cause: e })
+    }
+    throw e
+  })
+  const store = await openStore(storeConfig(config), { log })
+  const closers: (() => Promise<void>)[] = [() => store.close()]
+  try {
+    const workers = o.workers ?? config.signing.workers
+    const pool = new SignerPool({ ...(workers > 0 ? { size: workers } : {}), maxPending: config.signing.maxQueue, timeoutMs: config.limits.requestTimeoutMs, log })
+    closers.unshift(() => pool.close())
+    await pool.ready()
+    const now = o.now ?? Date.now
+    const keys = new SealedKeyStore({ store, masterKey, pool, now, ...(o.allowSmallKeys ? { allowSmallKeys: true } : {}) })
+    const requestIds = new RequestIdService({ masterKey: masterKey.secret, ttlSeconds: config.requestId.ttlSeconds, now })
+    const models = new ModelService(store, keys, { now })
+    const brands = new BrandService(store, keys, { now, ...(o.keyBits ? { keyBits: o.keyBits } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) })
+    const admission = new Admission({ max: config.limits.maxConcurrentSerial, timeoutMs: config.limits.requestTimeoutMs, retryAfterSeconds: config.limits.retryAfterSeconds })
+    let metrics: VaultMetrics | undefined
+    const signing = new SigningService({
+      store,
+      keys,
+      models,
+      requestIds,
+      deviceKeyMinBits: config.serial.deviceKeyMinBits,
+      copyBody: config.serial.copyBody,
+      now,
+      onOutcome: (e) => metrics?.recordOutcome(e),
+    })
+    metrics = createMetrics({ outstandingRequestIds: () => requestIds.outstanding(), signerQueueDepth: () => pool.metrics().queued, inflight: () => admission.inflight })
+    return {
+      config,
+      log,
+      store,
+      masterKey,
+      pool,
+      keys,
+      services: { signing, models, brands, requestIds, keys },
+      metrics,
+      admission,
+      close: async () => {
+        for (const c of closers) await c().catch(() => undefined)
+      },
+    }
+  } catch (e) {
+    for (const c of closers) await c().catch(() => undefined)
+    throw e
+  }
+}
+
+export interface RunningVault extends VaultCore {
+  server: RunningServer
+  url: string
+}
+
+/** Opens the vault and serves it. `close()` stops accepting, finishes requests in flight, then closes everything. */
+export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultOptions = {}): Promise<RunningVault> {
+  const core = await openVault(config, log, o)
+  try {
+    const paths = dataPaths(config)
+    let tls: { cert: Buffer; key: Buffer } | undefined
+    if (!config.tls.plainHttp) {
+      try {
+        tls = { cert: await readFile(paths.tlsCert), key: await readFile(paths.tlsKey) }
+      } catch (e) {
+        throw new VaultError('SV_CONFIG_INVALID', `cannot read the TLS certificate or key (${paths.tlsCert}, ${paths.tlsKey}): ${(e as NodeJS.ErrnoException).code}; give --tls-cert/--tls-key, run init, or --plain-http behind a TLS proxy`, {
+          details: { issues: ['tls: certificate or key not readable'] },
+        })
+      }
+    }
+    const app = createApp({ config, log, metrics: core.metrics, store: core.store, services: core.services, admission: core.admission })
+    const { host, port } = parseListen(config.listen)
+    const server = await listen(app, { host, port, ...(tls ? { tls } : {}) })
+    const purge = setInterval(() => {
+      core.store.purgeExpired(Date.now()).then(
+        (n) => n > 0 && log.debug({ purged: n }, 'store.purged'),
+        () => undefined,
+      )
+    }, 60_000)
+    purge.unref()
+    log.info({ url: server.url, store: config.store.driver, dev: config.dev, workers: core.pool.metrics().size }, 'vault.started')
+    return {
+      ...core,
+      server,
+      url: server.url,
+      close: async () => {
+        log.info({}, 'vault.stopping')
+        clearInterval(purge)
+        await server.close()
+        await core.close()
+        log.info({}, 'vault.stopped')
+      },
+    }
+  } catch (e) {
+    await core.close()
+    throw e
+  }
+}
