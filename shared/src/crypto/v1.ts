@@ -23,7 +23,7 @@ export function encodeV1(data: Uint8Array): string {
  * any other character is an error.
  */
 export function decodeV1(text: string | Uint8Array, kind: string): Buffer {
-  const s = (typeof text === 'string' ? text : Buffer.from(text).toString('latin1')).replace(/[\r\n]/g, '')
+  const s = withoutLineBreaks(text)
   const fail = (reason: string): never => {
     throw new VaultError(kind === 'signature' ? 'SV_SIGNATURE_INVALID' : 'SV_KEY_INVALID', `cannot decode ${kind}: ${reason}`, { details: { reason } })
   }
@@ -37,4 +37,21 @@ export function decodeV1(text: string | Uint8Array, kind: string): Buffer {
     })
   }
   return raw.subarray(1)
+}
+
+/**
+ * The text with every CR and LF removed, as a latin1 string, in one pass over
+ * the bytes. (A regex replace costs about 80 ns per line break: 80 ms for a
+ * 2 MiB text of them, found by bench/fuzz-decoder.ts.) Non-ASCII characters
+ * become bytes >= 0x80, which the alphabet check refuses, as before.
+ */
+function withoutLineBreaks(text: string | Uint8Array): string {
+  const src = typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text.buffer, text.byteOffset, text.byteLength)
+  const out = Buffer.allocUnsafe(src.length)
+  let n = 0
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!
+    if (c !== 10 && c !== 13) out[n++] = c
+  }
+  return out.toString('latin1', 0, n)
 }

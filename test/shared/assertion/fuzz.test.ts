@@ -1,0 +1,69 @@
+/**
+ * The decoder fuzzer (bench/fuzz-decoder.ts) in CI: 5,000 deterministic
+ * mutations of the snapd vectors through decodeStream, decodeAssertion and
+ * TrustDb.check; only VaultErrors with SV_* codes, no input over 50 ms.
+ * The full run is `node --import tsx --conditions=source bench/fuzz-decoder.ts`
+ * (200,000 inputs).
+ */
+import test from 'ava'
+import { decodeAssertion, parseSignature, VaultError } from '@sv/shared'
+import { DEFAULT_MAX_MS, generateInput, loadCorpus, runFuzz, MUTATOR_NAMES, type Corpus } from '../../../bench/fuzz-decoder.js'
+
+let corpus: Promise<Corpus> | undefined
+const getCorpus = (): Promise<Corpus> => (corpus ??= loadCorpus())
+
+test('fuzz: 5,000 mutated vectors: only SV_* VaultErrors, none over 50 ms', async (t) => {
+  t.timeout(120_000)
+  const report = await runFuzz({ iterations: 5000, seed: 'ci-fuzz-1', maxMs: DEFAULT_MAX_MS }, await getCorpus())
+  t.log(`max ${report.maxMs.toFixed(2)} ms (after re-timing ${report.maxConfirmedMs.toFixed(2)} ms, ${report.retimed} re-timed), p99 ${report.p99.toFixed(3)} ms`)
+  t.log(`decodeStream ${JSON.stringify(report.counts.decodeStream)}; decodeAssertion ${JSON.stringify(report.counts.decodeAssertion)}; check ${JSON.stringify(report.counts.check)}`)
+  for (const v of report.violations) t.log(`#${v.iteration} ${v.kind} ${v.stage ?? ''} ${v.ms?.toFixed(1) ?? ''} [${v.mutations.join(', ')}] ${v.error ?? ''} input=${v.input.toString('base64').slice(0, 200)}`)
+  t.is(report.iterations, 5000)
+  t.deepEqual(report.violations, [])
+  // the run exercised every path: failures of every stage and successes that reached the signature check
+  t.true((report.counts.decodeStream.ok ?? 0) > 0 && (report.counts.decodeStream.SV_ASSERTION_INVALID ?? 0) > 0)
+  t.true((report.counts.decodeStream.SV_ASSERTION_TOO_LARGE ?? 0) > 0)
+  t.true((report.counts.check.ok ?? 0) > 0 && (report.counts.check.SV_SIGNATURE_INVALID ?? 0) > 0)
+  t.deepEqual(Object.keys(report.mutations).sort(), [...MUTATOR_NAMES].sort())
+})
+
+test('fuzz: inputs are a pure function of (seed, iteration)', async (t) => {
+  const c = await getCorpus()
+  for (const i of [0, 1, 77634, 4999]) {
+    const a = generateInput(c, 'ci-fuzz-1', i)
+    const b = generateInput(c, 'ci-fuzz-1', i)
+    t.true(a.input.equals(b.input))
+    t.deepEqual(a.mutations, b.mutations)
+  }
+  t.false(generateInput(c, 'ci-fuzz-1', 1).input.equals(generateInput(c, 'ci-fuzz-2', 1).input))
+})
+
+/** Fastest of three runs, in ms, so a GC pause does not decide. */
+async function fastest(f: () => unknown): Promise<number> {
+  let best = Infinity
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now()
+    try {
+      await f()
+    } catch (e) {
+      if (!(e instanceof VaultError)) throw e
+    }
+    best = Math.min(best, performance.now() - t0)
+  }
+  return best
+}
+
+test('fuzz regression: a 2 MiB signature of line breaks is refused within 50 ms (was 90 ms: regex replace in decodeV1)', async (t) => {
+  // input #77634 of the first 200,000-input run (seed sv-fuzz-1): a model whose signature is 2 MiB of "A\n"
+  const c = await getCorpus()
+  const { input, mutations } = generateInput(c, 'sv-fuzz-1', 77634)
+  t.deepEqual(mutations, ['hugeRepeat'])
+  const a = decodeAssertion(input)
+  t.true(a.signature.length > 2_000_000)
+  const err = await t.throwsAsync(c.mainDb.check(a), { instanceOf: VaultError })
+  t.is(err?.code, 'SV_SIGNATURE_INVALID')
+  t.true((await fastest(() => c.mainDb.check(a))) < DEFAULT_MAX_MS)
+  // the same shape built directly: one million line breaks
+  const lineBreaks = Buffer.from('AQ==\n'.repeat(400_000))
+  t.true((await fastest(() => parseSignature(lineBreaks))) < DEFAULT_MAX_MS)
+})
