@@ -11,6 +11,7 @@ type Bench = (argv: string[]) => Promise<BenchResult>
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   codec: async () => (await import('./codec.js')).codecBench,
+  vault: async () => (await import('./vault.js')).vaultBench,
 }
 
 const argv = process.argv.slice(2)

@@ -92,7 +92,9 @@ const SCAN_BATCH = 256
  *
  * Durability. Every write batch is written with `{ sync: true }` (fsync'd
  * before it resolves), except the deletions of purgeExpired, which are safe to
- * lose. A binding and its log entry are one batch.
+ * lose, and consumeRequestId, which the next synced batch of the same
+ * write-ahead log makes durable (see there). A binding and its log entry are
+ * one batch.
  */
 export class LevelStore implements VaultStore {
   readonly traits: StoreTraits = { multiProcess: false }
@@ -245,7 +247,11 @@ export class LevelStore implements VaultStore {
       if (await s.requestId.has(id)) {
         throw new VaultError('SV_REQUEST_ID_USED', 'the request-id was already used')
       }
-      await this.#write([put(s.requestId, id, expiresAt), put(s.requestIdByExpiry, tupleKey(padNumber(expiresAt), id), '')])
+      // Not fsync'd on its own: LevelDB has one write-ahead log, so the synced
+      // batch that binds a serial for this request (or logs its refusal) makes
+      // this write durable too. A crash before that forgets the use of an id
+      // that obtained nothing. One fsync per registration instead of two.
+      await this.#db.batch<string, unknown>([put(s.requestId, id, expiresAt), put(s.requestIdByExpiry, tupleKey(padNumber(expiresAt), id), '')], {})
     })
   }
 

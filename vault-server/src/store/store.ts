@@ -215,6 +215,9 @@ export interface VaultStore {
    * `expiresAt` lets the store forget the id once it could no longer be valid
    * (see `purgeExpired`). Issuing request-ids needs no store (they are
    * MAC-protected tokens, see services/request-ids.ts).
+   * Durability: at the latest with the next durable write of this store (the
+   * binding or refusal log entry that follows it); a crash before that may
+   * forget the use of a request-id that obtained nothing.
    */
   consumeRequestId(id: string, expiresAt: number): Promise<void>
   /** Deletes consumed request-ids whose expiry is before `now`. Returns how many. */

@@ -1,0 +1,235 @@
+/**
+ * Vault benchmark, everything in one run so the ratios are fair on a noisy
+ * machine:
+ *  1. the raw RSA-4096 signing ceiling of this machine: crypto.sign in one
+ *     worker thread per core, measured before and after the vault runs;
+ *  2. POST /v1/serial throughput with 4 and 16 concurrent HTTPS clients
+ *     (keep-alive), against that ceiling (goal >= 0.7). The serial-requests
+ *     are prepared beforehand (request-ids fetched and signed with 2048-bit
+ *     device keys), so the timed phase measures the vault, not the client;
+ *  3. p99 latency at half of the peak load (open loop, fixed arrival rate);
+ *  4. POST /v1/request-id throughput with 16 clients (goal >= 5,000/s).
+ * The vault is a real `vault-server serve` process (LevelDB, HTTPS, one
+ * signing worker per core) on a fresh data directory.
+ *
+ *   npm run bench -- vault [--registrations N] [--seconds S]
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { randomBytes } from 'node:crypto'
+import { Buffer } from 'node:buffer'
+import { Pool } from 'undici'
+import { NodeKeySigner, encodeStream, signAssertion } from '@sv/shared'
+import { VaultConfigSchema } from '../vault-server/src/config.js'
+import { createLogger } from '../vault-server/src/logger.js'
+import { openVault } from '../vault-server/src/vault.js'
+import { generateSelfSigned } from '../vault-server/src/tls.js'
+import { arg, median, percentile, report, type BenchResult, type Metric } from './lib.js'
+
+const ROOT = new URL('../', import.meta.url).pathname
+const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
+
+/** Signatures per second of crypto.sign RSA-4096/SHA-512 on every core at once. */
+async function signingCeiling(pem: string, seconds: number): Promise<number> {
+  const n = availableParallelism()
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { createPrivateKey, sign } = require('node:crypto')
+    const key = createPrivateKey(workerData.pem)
+    const data = Buffer.alloc(2100, 1)
+    for (let i = 0; i < 3; i++) sign('sha512', data, key)
+    const end = Date.now() + workerData.ms
+    let count = 0
+    while (Date.now() < end) { sign('sha512', data, key); count++ }
+    parentPort.postMessage(count)`
+  const counts = await Promise.all(
+    Array.from({ length: n }, () => new Promise<number>((resolve, reject) => {
+      const w = new Worker(code, { eval: true, workerData: { pem, ms: seconds * 1000 } })
+      w.once('message', resolve)
+      w.once('error', reject)
+    })),
+  )
+  return counts.reduce((a, b) => a + b, 0) / seconds
+}
+
+interface Prepared {
+  bodies: Buffer[]
+}
+
+async function startServe(dataDir: string, masterKey: string, port: number): Promise<ChildProcess> {
+  // SV_BENCH_PROF=DIR writes a CPU profile of the vault's main thread there
+  const prof = process.env.SV_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SV_BENCH_PROF}`] : []
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', '--conditions=source', join(ROOT, 'vault-server/src/main.ts'), 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--tls-cert', join(dataDir, 'cert.pem'), '--tls-key', join(dataDir, 'key.pem'), '--log-level', 'warn'], {
+    env: { ...process.env, VAULT_MASTER_KEY: masterKey, VAULT_MAX_CONCURRENT_SERIAL: '4096' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let err = ''
+  child.stderr!.on('data', (d) => (err += d))
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
+    if (err.includes('serving')) return child
+    if (child.exitCode !== null) throw new Error(`vault exited: ${err}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  child.kill('SIGKILL')
+  throw new Error(`vault did not start: ${err}`)
+}
+
+export async function vaultBench(argv: string[]): Promise<BenchResult> {
+  const registrations = Number(arg(argv, '--registrations', '1200'))
+  const seconds = Number(arg(argv, '--seconds', '5'))
+  const brandPem = await readFile(join(VECTORS, 'keys/brand.key.pem'), 'utf8')
+  const dataDir = await mkdtemp(join(tmpdir(), 'sv-bench-'))
+  const masterKey = randomBytes(32).toString('hex')
+  const apiKey = `bench-api-key-${randomBytes(8).toString('hex')}`
+
+  // --- prepare the data directory: brand (the vectors' chain), models, TLS ---
+  const keysPerModel = 32
+  const models = Math.ceil(registrations / keysPerModel)
+  {
+    const config = VaultConfigSchema.parse({ dataDir, masterKey: { value: masterKey }, tls: { plainHttp: true }, log: { level: 'silent' } })
+    const v = await openVault(config, createLogger('silent'), { workers: 1 })
+    await v.services.brands.importBrand({
+      pem: brandPem,
+      account: await readFile(join(VECTORS, 'account.assert'), 'utf8'),
+      accountKey: await readFile(join(VECTORS, 'account-key.assert'), 'utf8'),
+      trusted: [await readFile(join(VECTORS, 'trusted.assert'), 'utf8')],
+    })
+    for (let m = 0; m < models; m++) await v.services.models.create({ brandId: 'acme-brand', name: `bench-${m}`, apiKeys: [apiKey] })
+    await v.close()
+    const { certPem, keyPem } = await generateSelfSigned()
+    await writeFile(join(dataDir, 'cert.pem'), certPem)
+    await writeFile(join(dataDir, 'key.pem'), keyPem, { mode: 0o600 })
+  }
+  const deviceKeys = Array.from({ length: keysPerModel }, () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+    return NodeKeySigner.fromPem(pem)
+  })
+
+  const ceilingBefore = await signingCeiling(brandPem, 3)
+  const port = 20000 + Math.floor(Math.random() * 20000)
+  const child = await startServe(dataDir, masterKey, port)
+  const origin = `https://127.0.0.1:${port}`
+  const connectOpts = { rejectUnauthorized: false }
+  try {
+    const fetchIds = async (n: number, pool: Pool): Promise<string[]> => {
+      const ids: string[] = []
+      const one = async () => {
+        const r = await pool.request({ path: '/v1/request-id', method: 'POST', headers: { 'api-key': apiKey } })
+        const j = (await r.body.json()) as { 'request-id': string }
+        ids.push(j['request-id'])
+      }
+      for (let i = 0; i < n; i += 32) await Promise.all(Array.from({ length: Math.min(32, n - i) }, one))
+      return ids
+    }
+    let serialNo = 0
+    const prepare = async (n: number, pool: Pool): Promise<Prepared> => {
+      const ids = await fetchIds(n, pool)
+      const bodies: Buffer[] = []
+      for (let i = 0; i < n; i++) {
+        const signer = deviceKeys[serialNo % keysPerModel]!
+        const model = `bench-${Math.floor(serialNo / keysPerModel) % models}`
+        const sreq = await signAssertion(
+          'serial-request',
+          { 'brand-id': 'acme-brand', model, 'request-id': ids[i]!, 'device-key': signer.publicKey.encode(), serial: `B${serialNo.toString().padStart(8, '0')}` },
+          `serial: B${serialNo}\n`,
+          signer,
+        )
+        serialNo++
+        bodies.push(encodeStream([sreq]))
+      }
+      return { bodies }
+    }
+    const post = async (pool: Pool, body: Buffer): Promise<number> => {
+      const t0 = performance.now()
+      const r = await pool.request({ path: '/v1/serial', method: 'POST', headers: { 'api-key': apiKey, 'content-type': 'application/x.ubuntu.assertion' }, body })
+      const text = await r.body.text()
+      if (r.statusCode !== 200) throw new Error(`serial answered ${r.statusCode}: ${text.slice(0, 200)}`)
+      return performance.now() - t0
+    }
+    const closedLoop = async (clients: number, prepared: Prepared): Promise<{ rate: number; latencies: number[] }> => {
+      const pool = new Pool(origin, { connections: clients, connect: connectOpts })
+      const queue = [...prepared.bodies]
+      const latencies: number[] = []
+      // warm the connections
+      const t0 = performance.now()
+      await Promise.all(
+        Array.from({ length: clients }, async () => {
+          for (let b = queue.shift(); b; b = queue.shift()) latencies.push(await post(pool, b))
+        }),
+      )
+      const elapsed = (performance.now() - t0) / 1000
+      await pool.close()
+      return { rate: prepared.bodies.length / elapsed, latencies }
+    }
+
+    const setupPool = new Pool(origin, { connections: 16, connect: connectOpts })
+    // warm-up: JIT, worker key loading, TLS sessions
+    await closedLoop(4, await prepare(64, setupPool))
+    const perRun = Math.floor((registrations - 64) / 3)
+    const at4 = await closedLoop(4, await prepare(perRun, setupPool))
+    const at16 = await closedLoop(16, await prepare(perRun, setupPool))
+    const peak = Math.max(at4.rate, at16.rate)
+
+    // p99 at half of peak: open loop, arrivals every 1/(peak/2) s
+    const half = peak / 2
+    const openN = Math.min(perRun, Math.floor(half * 8))
+    const openPrepared = await prepare(openN, setupPool)
+    const openPool = new Pool(origin, { connections: 64, connect: connectOpts })
+    const openLat: number[] = []
+    const started = performance.now()
+    await Promise.all(
+      openPrepared.bodies.map(async (b, i) => {
+        const due = started + (i / half) * 1000
+        const wait = due - performance.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        openLat.push(await post(openPool, b))
+      }),
+    )
+    await openPool.close()
+
+    // request-id throughput, 16 clients, closed loop for `seconds`
+    const ridPool = new Pool(origin, { connections: 16, connect: connectOpts })
+    let ridCount = 0
+    const ridEnd = performance.now() + seconds * 1000
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (performance.now() < ridEnd) {
+          const r = await ridPool.request({ path: '/v1/request-id', method: 'POST', headers: { 'api-key': apiKey } })
+          await r.body.dump()
+          if (r.statusCode !== 200) throw new Error(`request-id answered ${r.statusCode}`)
+          ridCount++
+        }
+      }),
+    )
+    const ridRate = ridCount / seconds
+    await ridPool.close()
+    await setupPool.close()
+
+    child.kill('SIGTERM')
+    await new Promise((r) => child.once('exit', r))
+    const ceilingAfter = await signingCeiling(brandPem, 3)
+    const ceiling = (ceilingBefore + ceilingAfter) / 2
+    const metrics: Metric[] = [
+      { metric: `raw RSA-4096 signing ceiling, ${availableParallelism()} cores (before/after mean)`, value: ceiling, unit: 'signs/s' },
+      { metric: '/v1/serial throughput, 4 clients', value: at4.rate, unit: 'serials/s' },
+      { metric: '/v1/serial, 4 clients / ceiling (goal >= 0.7)', value: at4.rate / ceiling, unit: 'ratio', goal: { min: 0.7 } },
+      { metric: '/v1/serial throughput, 16 clients', value: at16.rate, unit: 'serials/s' },
+      { metric: '/v1/serial, 16 clients / ceiling (goal >= 0.7)', value: at16.rate / ceiling, unit: 'ratio', goal: { min: 0.7 } },
+      { metric: '/v1/serial latency p50, 16 clients (closed loop)', value: median(at16.latencies), unit: 'ms' },
+      { metric: `/v1/serial latency p50 at half of peak (${half.toFixed(0)}/s, open loop)`, value: median(openLat), unit: 'ms' },
+      { metric: '/v1/serial latency p99 at half of peak', value: percentile(openLat, 99), unit: 'ms' },
+      { metric: '/v1/request-id throughput, 16 clients (goal >= 5000)', value: ridRate, unit: 'requests/s', goal: { min: 5000 } },
+    ]
+    return report('vault', metrics, { registrations, seconds, ceilingBefore, ceilingAfter, openLoopRequests: openN, models, keysPerModel })
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL')
+    await rm(dataDir, { recursive: true, force: true })
+  }
+}
+
