@@ -97,6 +97,8 @@ export async function startTestVault(t: ExecutionContext | undefined, o: TestVau
     store: { driver: o.store ?? 'level' },
     masterKey: { value: masterKey },
     log: { level: o.logLines ? 'debug' : 'silent' },
+    // MQTT only when a test asks (e.g. config: { mqtt: { mode: 'embedded', listen: '127.0.0.1:0' } })
+    mqtt: { mode: 'off' },
     ...o.config,
   })
   const log = o.logLines
