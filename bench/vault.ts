@@ -64,7 +64,7 @@ async function startServe(dataDir: string, masterKey: string, port: number): Pro
   // SV_BENCH_PROF=DIR writes a CPU profile of the vault's main thread there
   const prof = process.env.SV_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SV_BENCH_PROF}`] : []
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', '--conditions=source', join(ROOT, 'vault-server/src/main.ts'), 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--tls-cert', join(dataDir, 'cert.pem'), '--tls-key', join(dataDir, 'key.pem'), '--log-level', 'warn'], {
-    env: { ...process.env, VAULT_MASTER_KEY: masterKey, VAULT_MAX_CONCURRENT_SERIAL: '4096' },
+    env: { ...process.env, VAULT_MASTER_KEY: masterKey, VAULT_MAX_CONCURRENT_SERIAL: '4096', VAULT_MQTT_MODE: 'off' },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   let err = ''

@@ -33,3 +33,21 @@ export { normaliseSerial, validateSerial, SERIAL_PATTERN, SERIAL_MAX_LENGTH, typ
 export { mergeConfig, setPath, getPath, configFromEnv, validateConfig, redactConfig, type ConfigTree, type EnvVar, type EnvTable } from './config.js'
 export { LOG_EVENTS, type LogEvent } from './log-events.js'
 export { CANONICAL_ACCOUNT, CANONICAL_ROOT_ACCOUNT_KEY } from './assertion/canonical.js'
+export {
+  MQTT_PREFIX,
+  MQTT_OPERATIONS,
+  MQTT_MAX_PAYLOAD,
+  MQTT_CLIENT_ID_RE,
+  requestTopic,
+  replyTopic,
+  replyFilter,
+  operationOf,
+  parseMqttRequest,
+  isAcceptableResponseTopic,
+  MqttRequestSchema,
+  type MqttOperation,
+  type MqttRequest,
+  type MqttRequestIdReply,
+  type MqttSerialReply,
+  type MqttRejectedReply,
+} from './protocol/mqtt.js'

@@ -80,6 +80,27 @@ export const VaultConfigSchema = z
       })
       .default({ workers: 0, maxQueue: 1024 }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+    mqtt: z
+      .object({
+        /** embedded: an in-process broker (aedes, MQTT 3.1.1); external: a client of a shared broker; off */
+        mode: z.enum(['embedded', 'external', 'off']).default('embedded'),
+        /** embedded broker address (TLS with the vault's certificate unless tls.plainHttp) */
+        listen: listen.default('127.0.0.1:8883'),
+        /** external broker URL, e.g. mqtts://broker:8883 (secret: may hold credentials) */
+        url: z.string().optional(),
+        username: z.string().optional(),
+        /** secret */
+        password: z.string().optional(),
+        /** CA file for the external broker */
+        ca: z.string().optional(),
+        /** shared subscription group of this deployment */
+        group: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('serial-vault'),
+        maxPayloadBytes: z.number().int().min(1024).max(4 * 1024 * 1024).default(256 * 1024),
+        /** per-client rate limit: requests per second, and burst */
+        ratePerSecond: z.number().min(0.1).max(100000).default(20),
+        rateBurst: z.number().int().min(1).max(100000).default(40),
+      })
+      .default({ mode: 'embedded', listen: '127.0.0.1:8883', group: 'serial-vault', maxPayloadBytes: 256 * 1024, ratePerSecond: 20, rateBurst: 40 }),
   })
   .strict()
 
@@ -106,9 +127,16 @@ export const VAULT_ENV: EnvTable = {
   VAULT_REQUEST_TIMEOUT_MS: { path: 'limits.requestTimeoutMs', type: 'number' },
   VAULT_SIGNING_WORKERS: { path: 'signing.workers', type: 'number' },
   VAULT_LOG_LEVEL: { path: 'log.level', type: 'string' },
+  VAULT_MQTT_MODE: { path: 'mqtt.mode', type: 'string' },
+  VAULT_MQTT_LISTEN: { path: 'mqtt.listen', type: 'string' },
+  VAULT_MQTT_URL: { path: 'mqtt.url', type: 'string', secret: true },
+  VAULT_MQTT_USERNAME: { path: 'mqtt.username', type: 'string' },
+  VAULT_MQTT_PASSWORD: { path: 'mqtt.password', type: 'string', secret: true },
+  VAULT_MQTT_CA: { path: 'mqtt.ca', type: 'string' },
+  VAULT_MQTT_GROUP: { path: 'mqtt.group', type: 'string' },
 }
 
-export const SECRET_PATHS = ['store.url', 'masterKey.value']
+export const SECRET_PATHS = ['store.url', 'masterKey.value', 'mqtt.url', 'mqtt.password']
 
 export interface LoadedVaultConfig {
   config: VaultConfig

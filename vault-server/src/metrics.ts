@@ -16,6 +16,7 @@ export interface VaultMetrics {
   requestIdsOutstanding: Gauge
   inflight: Gauge
   signerQueue: Gauge
+  mqttMessages: Counter<'op' | 'result'>
   recordOutcome(e: OutcomeEvent): void
 }
 
@@ -43,8 +44,10 @@ export function createMetrics(sources: { outstandingRequestIds: () => number; si
   const requestIdsOutstanding = new Gauge({ name: 'sv_request_ids_outstanding', help: 'request-ids issued by this process, not yet used or expired (the nonce pool)', registers: [registry], collect() { this.set(sources.outstandingRequestIds()) } })
   const inflight = new Gauge({ name: 'sv_serial_inflight', help: 'serial requests being processed', registers: [registry], collect() { this.set(sources.inflight()) } })
   const signerQueue = new Gauge({ name: 'sv_signer_queue_depth', help: 'signatures waiting for a signing worker', registers: [registry], collect() { this.set(sources.signerQueueDepth()) } })
+  const mqttMessages = new Counter({ name: 'sv_mqtt_messages_total', help: 'MQTT requests by operation and result (accepted, rejected, dropped)', labelNames: ['op', 'result'] as const, registers: [registry] })
   return {
     registry,
+    mqttMessages,
     httpRequests,
     httpDuration,
     serialOutcomes,

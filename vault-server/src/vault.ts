@@ -22,6 +22,9 @@ import { Admission } from './services/admission.js'
 import { createMetrics, type VaultMetrics } from './metrics.js'
 import { createApp, type AppServices } from './app.js'
 import { listen, parseListen, type RunningServer } from './http/server.js'
+import { MqttRouter } from './mqtt/router.js'
+import { startEmbeddedBroker } from './mqtt/embedded.js'
+import { startExternalBridge } from './mqtt/external.js'
 
 export interface VaultCore {
   config: VaultConfig
@@ -115,6 +118,46 @@ export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOp
 export interface RunningVault extends VaultCore {
   server: RunningServer
   url: string
+  /** the embedded broker's URL or the external broker's; undefined when MQTT is off */
+  mqttUrl: string | undefined
+}
+
+async function startMqtt(core: VaultCore, tls: { cert: Buffer; key: Buffer } | undefined): Promise<{ url: string; close(): Promise<void> } | undefined> {
+  const { config, log, services, admission, metrics } = core
+  if (config.mqtt.mode === 'off') return undefined
+  const router = new MqttRouter({
+    signing: services.signing,
+    models: services.models,
+    requestIds: services.requestIds,
+    admission,
+    log: log.child({ module: 'mqtt' }),
+    maxPayloadBytes: config.mqtt.maxPayloadBytes,
+    ratePerSecond: config.mqtt.ratePerSecond,
+    rateBurst: config.mqtt.rateBurst,
+    onMessage: (op, result) => metrics.mqttMessages.inc({ op, result }),
+  })
+  if (config.mqtt.mode === 'external') {
+    if (!config.mqtt.url) throw new VaultError('SV_CONFIG_INVALID', 'mqtt.mode is external but mqtt.url (VAULT_MQTT_URL) is not set', { details: { issues: ['mqtt.url: required for external'] } })
+    return startExternalBridge({
+      url: config.mqtt.url,
+      group: config.mqtt.group,
+      router,
+      log,
+      ...(config.mqtt.username ? { username: config.mqtt.username } : {}),
+      ...(config.mqtt.password ? { password: config.mqtt.password } : {}),
+      ...(config.mqtt.ca ? { ca: config.mqtt.ca } : {}),
+    })
+  }
+  const { host, port } = parseListen(config.mqtt.listen)
+  return startEmbeddedBroker({
+    host,
+    port,
+    ...(tls ? { tls } : {}),
+    router,
+    log: log.child({ module: 'mqtt' }),
+    maxPayloadBytes: config.mqtt.maxPayloadBytes,
+    isValidApiKey: async (key) => (await services.models.modelsForApiKey(key)).length > 0,
+  })
 }
 
 /** Opens the vault and serves it. `close()` stops accepting, finishes requests in flight, then closes everything. */
@@ -135,6 +178,13 @@ export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultO
     const app = createApp({ config, log, metrics: core.metrics, store: core.store, services: core.services, admission: core.admission })
     const { host, port } = parseListen(config.listen)
     const server = await listen(app, { host, port, ...(tls ? { tls } : {}) })
+    let mqtt: Awaited<ReturnType<typeof startMqtt>>
+    try {
+      mqtt = await startMqtt(core, tls)
+    } catch (e) {
+      await server.close(0)
+      throw e
+    }
     const purge = setInterval(() => {
       core.store.purgeExpired(Date.now()).then(
         (n) => n > 0 && log.debug({ purged: n }, 'store.purged'),
@@ -142,14 +192,16 @@ export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultO
       )
     }, 60_000)
     purge.unref()
-    log.info({ url: server.url, store: config.store.driver, dev: config.dev, workers: core.pool.metrics().size }, 'vault.started')
+    log.info({ url: server.url, mqtt: mqtt?.url.replace(/\/\/[^@/]*@/, '//<credentials>@'), store: config.store.driver, dev: config.dev, workers: core.pool.metrics().size }, 'vault.started')
     return {
       ...core,
       server,
       url: server.url,
+      mqttUrl: mqtt?.url,
       close: async () => {
         log.info({}, 'vault.stopping')
         clearInterval(purge)
+        await mqtt?.close()
         await server.close()
         await core.close()
         log.info({}, 'vault.stopped')

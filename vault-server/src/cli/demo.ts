@@ -75,6 +75,7 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean }
       '  Serial vault demo (development mode: self-signed TLS, vault-held root of trust)',
       '',
       `  device API   ${vault.url}`,
+      `  MQTT         ${vault.mqttUrl ?? 'off'}   (topics serial-vault/v1/request-id and serial-vault/v1/serial)`,
       `  brand/model  ${state.brand} / ${state.model}`,
       `  api-key      ${state.apiKey}`,
       `  TLS cert     ${rel('tls/cert.pem')}`,

@@ -1,0 +1,119 @@
+/**
+ * The embedded MQTT broker (aedes): the default, so a vault works out of the
+ * box for devices that speak MQTT. aedes speaks MQTT 3.1.1 (not 5): the
+ * JSON token correlates requests and replies; MQTT 5 clients use an external
+ * broker (Mosquitto, EMQX), see external.ts.
+ *
+ * Device authentication: CONNECT with any username and a model's API key as
+ * the password. ACL: a client may publish only to the request topics and
+ * subscribe only to its own reply topics (serial-vault/v1/+/<client id>/+).
+ * Everything else is refused and logged.
+ */
+import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { MQTT_CLIENT_ID_RE, MQTT_PREFIX, operationOf } from '@sv/shared'
+import type { Logger } from '../logger.js'
+import type { MqttRouter } from './router.js'
+
+export interface EmbeddedBrokerOptions {
+  host: string
+  port: number
+  tls?: { cert: Buffer; key: Buffer }
+  router: MqttRouter
+  log: Logger
+  /** true when the API key belongs to some model */
+  isValidApiKey: (apiKey: string) => Promise<boolean>
+  maxPayloadBytes: number
+  /** most simultaneous client connections */
+  maxConnections?: number
+}
+
+export interface EmbeddedBroker {
+  url: string
+  port: number
+  close(): Promise<void>
+}
+
+function authError(code: number, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
+}
+
+export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  const broker = await Aedes.createBroker({
+    concurrency: 200,
+    connectTimeout: 15_000,
+    maxClientsIdLength: 128,
+    queueLimit: 100,
+    authenticate: (client, _username, password, done) => {
+      if (!MQTT_CLIENT_ID_RE.test(client.id)) return done(authError(2, 'client id must be 1-128 of A-Z a-z 0-9 . _ : -'), false)
+      const key = password ? password.toString('utf8') : ''
+      if (!key) {
+        o.log.info({ client: client.id, reason: 'no password' }, 'mqtt.client_refused')
+        return done(authError(4, 'a model API key is required as the password'), false)
+      }
+      o.isValidApiKey(key).then(
+        (ok) => {
+          if (!ok) o.log.info({ client: client.id, reason: 'bad api key' }, 'mqtt.client_refused')
+          done(ok ? null : authError(4, 'not a valid API key'), ok)
+        },
+        () => done(authError(3, 'the vault cannot check credentials right now'), false),
+      )
+    },
+    authorizePublish: (client: Client | null, packet: PublishPacket, callback) => {
+      if (!client) return callback(null) // the vault's own replies
+      if (!operationOf(packet.topic)) {
+        o.log.warn({ client: client.id, topic: packet.topic.slice(0, 200), reason: 'publish outside the request topics' }, 'mqtt.message_dropped')
+        return callback(new Error('not a request topic'))
+      }
+      callback(null)
+    },
+    authorizeSubscribe: (client: Client, sub: Subscription, callback) => {
+      const own = `${MQTT_PREFIX}/`
+      const parts = sub.topic.split('/')
+      // serial-vault/v1/<op or +>/<client id>/<accepted|rejected|+>
+      const ok = sub.topic.startsWith(own) && parts.length === 5 && parts[3] === client.id && !parts[3].includes('#') && (parts[2] === '+' || operationOf(`${MQTT_PREFIX}/${parts[2]}`) !== undefined) && ['+', 'accepted', 'rejected'].includes(parts[4]!)
+      if (!ok) {
+        o.log.warn({ client: client.id, topic: sub.topic.slice(0, 200), reason: 'subscription outside own reply topics' }, 'mqtt.message_dropped')
+        return callback(null, null)
+      }
+      callback(null, sub)
+    },
+  })
+
+  broker.on('publish', (packet, client) => {
+    if (!client || !operationOf(packet.topic)) return
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload as string)
+    o.router.handle({ topic: packet.topic, payload, clientId: client.id }).then((reply) => {
+      if (!reply) return
+      broker.publish({ cmd: 'publish', topic: reply.topic, payload: reply.payload, qos: 1, retain: false, dup: false } as PublishPacket, (err) => {
+        if (err) o.log.warn({ client: client.id, topic: reply.topic, err }, 'mqtt.reply_failed')
+      })
+    })
+  })
+  broker.on('clientReady', (client) => o.log.debug({ client: client.id }, 'mqtt.client_connected'))
+  broker.on('clientError', (client, err) => o.log.debug({ client: client.id, err: err.message }, 'mqtt.client_refused'))
+
+  const server: NetServer = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' }, broker.handle) : createNetServer(broker.handle)
+  server.maxConnections = o.maxConnections ?? 10_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const port = (server.address() as AddressInfo).port
+  const host = o.host === '0.0.0.0' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host
+  const url = `${o.tls ? 'mqtts' : 'mqtt'}://${host}:${port}`
+  o.log.info({ url }, 'mqtt.started')
+  return {
+    url,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close()
+        broker.close(() => resolve())
+      }),
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * MQTT request handling, independent of the broker (embedded aedes or an
+ * external one): topic -> the same services as HTTPS -> the reply to publish.
+ * The contract is in shared/src/protocol/mqtt.ts.
+ *
+ * Bad input never stops the vault: a request that can be answered gets a
+ * `rejected` reply with its SV_* code; one that cannot (no client id, no
+ * response topic) is dropped with a log line. Each client has a token-bucket
+ * rate limit (SV_RATE_LIMITED; past twice the burst, messages are dropped
+ * without a reply), and duplicate deliveries of one (client, token) get the
+ * reply of the first.
+ */
+import { Buffer } from 'node:buffer'
+import {
+  VaultError,
+  isAcceptableResponseTopic,
+  operationOf,
+  parseMqttRequest,
+  replyTopic,
+  toErrorBody,
+  MQTT_CLIENT_ID_RE,
+  type MqttOperation,
+  type MqttRejectedReply,
+  type MqttRequest,
+} from '@sv/shared'
+import type { Logger } from '../logger.js'
+import type { Admission } from '../services/admission.js'
+import type { ModelService } from '../services/model-service.js'
+import type { RequestIdService } from '../services/request-ids.js'
+import type { SigningService } from '../services/signing-service.js'
+
+export interface MqttIncoming {
+  topic: string
+  payload: Buffer
+  /** the publisher's client id when the broker tells us (embedded broker) */
+  clientId?: string
+  /** MQTT 5 */
+  responseTopic?: string
+  correlationData?: Buffer
+}
+
+export interface MqttOutgoing {
+  topic: string
+  payload: Buffer
+  correlationData?: Buffer
+}
+
+export interface MqttRouterOptions {
+  signing: SigningService
+  models: ModelService
+  requestIds: RequestIdService
+  admission: Admission
+  log: Logger
+  maxPayloadBytes: number
+  ratePerSecond: number
+  rateBurst: number
+  /** counts per operation and result, for metrics */
+  onMessage?: (op: string, result: 'accepted' | 'rejected' | 'dropped') => void
+  now?: () => number
+}
+
+interface Bucket {
+  tokens: number
+  at: number
+}
+
+const DEDUP_TTL_MS = 120_000
+const DEDUP_MAX = 10_000
+const BUCKETS_MAX = 100_000
+
+export class MqttRouter {
+  readonly #o: MqttRouterOptions
+  readonly #now: () => number
+  readonly #buckets = new Map<string, Bucket>()
+  readonly #recent = new Map<string, { at: number; reply: Promise<MqttOutgoing | undefined> }>()
+  #droppedLogged = 0
+
+  constructor(options: MqttRouterOptions) {
+    this.#o = options
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Handles one request message; resolves with the reply to publish, or undefined (dropped). Never rejects. */
+  async handle(msg: MqttIncoming): Promise<MqttOutgoing | undefined> {
+    const op = operationOf(msg.topic)
+    if (!op) return this.#drop(msg, 'not a request topic')
+    const responseTopic = msg.responseTopic !== undefined && isAcceptableResponseTopic(msg.responseTopic) ? msg.responseTopic : undefined
+    if (msg.responseTopic !== undefined && !responseTopic) return this.#drop(msg, 'response topic outside serial-vault/v1/')
+
+    // who is asking (for the reply topic and the rate limit)
+    let client = msg.clientId
+    if (client !== undefined && !MQTT_CLIENT_ID_RE.test(client)) return this.#drop(msg, 'client id unusable in a topic')
+    const limitKey = client ?? responseTopic ?? 'anonymous'
+    const rate = this.#take(limitKey)
+    if (rate === 'drop') return this.#drop(msg, 'rate limit (flood)', false)
+
+    let req: MqttRequest | undefined
+    const reply = async (fn: () => Promise<Record<string, unknown>>): Promise<MqttOutgoing | undefined> => {
+      try {
+        if (rate === 'limited') throw new VaultError('SV_RATE_LIMITED', 'too many requests from this client; slow down', { retryAfter: 1 })
+        const body = await fn()
+        this.#o.onMessage?.(op, 'accepted')
+        return this.#out(op, client, responseTopic, msg.correlationData, 'accepted', { ...(req?.token ? { token: req.token } : {}), ...body })
+      } catch (e) {
+        const err = e instanceof VaultError ? e : new VaultError('SV_INTERNAL', 'unexpected error', { cause: e })
+        if (err.status >= 500) this.#o.log.error({ op, client, code: err.code, err: err.cause ?? err }, 'request.failed')
+        else this.#o.log.info({ op, client, code: err.code }, 'request.failed')
+        const b = toErrorBody(err)
+        const rejected: MqttRejectedReply = { ...(req?.token ? { token: req.token } : {}), code: b.code, message: b.message, status: err.status }
+        if (err.retryAfter !== undefined || err.status === 503) rejected['retry-after'] = err.retryAfter ?? 5
+        this.#o.onMessage?.(op, 'rejected')
+        return this.#out(op, client, responseTopic, msg.correlationData, 'rejected', rejected as unknown as Record<string, unknown>)
+      }
+    }
+
+    if (msg.payload.length > this.#o.maxPayloadBytes) {
+      if (!client && !responseTopic) return this.#drop(msg, 'payload too large, no reply address')
+      return reply(async () => {
+        throw new VaultError('SV_BODY_TOO_LARGE', `the payload is larger than ${this.#o.maxPayloadBytes} bytes`, { details: { limit: this.#o.maxPayloadBytes } })
+      })
+    }
+    try {
+      req = parseMqttRequest(msg.payload)
+    } catch (e) {
+      if (!client && !responseTopic) return this.#drop(msg, 'unparsable payload, no reply address')
+      return reply(async () => {
+        throw e
+      })
+    }
+    if (client === undefined) client = req.client
+    else if (req.client !== undefined && req.client !== client) {
+      return reply(async () => {
+        throw new VaultError('SV_REQUEST_INVALID', 'the payload names another client than the connection', { details: { field: 'client' } })
+      })
+    }
+    if (!client && !responseTopic) return this.#drop(msg, 'no client and no response topic')
+    if (!req.token && !msg.correlationData) {
+      return reply(async () => {
+        throw new VaultError('SV_REQUEST_INVALID', 'a token (or MQTT 5 correlation data) is required', { details: { field: 'token' } })
+      })
+    }
+
+    // duplicate deliveries get the first reply
+    const dedupKey = `${client ?? responseTopic}|${op}|${req.token ?? msg.correlationData!.toString('base64')}`
+    this.#expire()
+    const hit = this.#recent.get(dedupKey)
+    if (hit) return hit.reply
+    const r = req
+    const work = reply(() => (op === 'request-id' ? this.#requestId(r) : this.#serial(r, client ?? 'mqtt-v5')))
+    this.#recent.set(dedupKey, { at: this.#now(), reply: work })
+    return work
+  }
+
+  async #requestId(req: MqttRequest): Promise<Record<string, unknown>> {
+    const key = req['api-key']
+    if (!key) throw new VaultError('SV_API_KEY_MISSING', 'the api-key field is required', { details: { field: 'api-key' } })
+    if ((await this.#o.models.modelsForApiKey(key)).length === 0) throw new VaultError('SV_API_KEY_INVALID', 'the api-key is not valid', { details: { field: 'api-key' } })
+    return { 'request-id': this.#o.requestIds.issue(), 'expires-in': this.#o.requestIds.ttlSeconds }
+  }
+
+  async #serial(req: MqttRequest, client: string): Promise<Record<string, unknown>> {
+    if (req.body === undefined) throw new VaultError('SV_REQUEST_INVALID', 'the body field (the serial-request stream) is required', { details: { field: 'body' } })
+    const body = Buffer.from(req.body, 'utf8')
+    const result = await this.#o.admission.run(() => this.#o.signing.requestSerial({ body, apiKey: req['api-key'], clientAddress: `mqtt:${client}`, transport: 'mqtt' }))
+    return { assertions: result.stream.toString('utf8') }
+  }
+
+  #out(op: MqttOperation, client: string | undefined, responseTopic: string | undefined, correlationData: Buffer | undefined, kind: 'accepted' | 'rejected', body: Record<string, unknown>): MqttOutgoing {
+    const topic = responseTopic ?? replyTopic(op, client!, kind)
+    const out: MqttOutgoing = { topic, payload: Buffer.from(JSON.stringify(responseTopic ? { ...body, result: kind } : body)) }
+    if (correlationData) out.correlationData = correlationData
+    return out
+  }
+
+  /** 'ok', 'limited' (answer SV_RATE_LIMITED) or 'drop' (flood: no answer). */
+  #take(key: string): 'ok' | 'limited' | 'drop' {
+    const now = this.#now()
+    let b = this.#buckets.get(key)
+    if (!b) {
+      if (this.#buckets.size >= BUCKETS_MAX) this.#buckets.clear()
+      b = { tokens: this.#o.rateBurst, at: now }
+      this.#buckets.set(key, b)
+    }
+    b.tokens = Math.min(this.#o.rateBurst, b.tokens + ((now - b.at) / 1000) * this.#o.ratePerSecond)
+    b.at = now
+    b.tokens -= 1
+    if (b.tokens >= 0) return 'ok'
+    return b.tokens >= -this.#o.rateBurst ? 'limited' : 'drop'
+  }
+
+  #expire(): void {
+    const now = this.#now()
+    for (const [k, v] of this.#recent) {
+      if (now - v.at < DEDUP_TTL_MS && this.#recent.size <= DEDUP_MAX) break
+      this.#recent.delete(k)
+    }
+  }
+
+  #drop(msg: MqttIncoming, reason: string, log = true): undefined {
+    this.#o.onMessage?.(operationOf(msg.topic) ?? 'unknown', 'dropped')
+    // a flood must not flood the log either: log the first drops, then one in a thousand
+    if (log || this.#droppedLogged++ % 1000 === 0) {
+      this.#o.log.warn({ topic: msg.topic.slice(0, 200), client: msg.clientId, bytes: msg.payload.length, reason }, 'mqtt.message_dropped')
+    }
+    return undefined
+  }
+}
