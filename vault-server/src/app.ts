@@ -60,12 +60,15 @@ export function createApp(deps: AppDeps): express.Express {
     req.svId = typeof incoming === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(incoming) ? incoming : randomBytes(9).toString('base64url')
     res.set('X-Request-Id', req.svId)
     const started = performance.now()
+    // Read now: by 'finish' Node may have detached the socket (a refused body that was
+    // still arriving), and req.socket is then null.
+    const client = req.socket?.remoteAddress
     res.on('finish', () => {
       const ms = performance.now() - started
       const route = routeLabel(req)
       deps.metrics.httpRequests.inc({ route, method: req.method, status: String(res.statusCode) })
       deps.metrics.httpDuration.observe({ route }, ms / 1000)
-      const fields: Record<string, unknown> = { reqId: req.svId, method: req.method, route, status: res.statusCode, durationMs: Math.round(ms * 10) / 10, client: req.socket.remoteAddress, ...req.svFacts }
+      const fields: Record<string, unknown> = { reqId: req.svId, method: req.method, route, status: res.statusCode, durationMs: Math.round(ms * 10) / 10, client, ...req.svFacts }
       if (req.svActor) fields.actor = req.svActor
       if (res.statusCode >= 500) deps.log.error(fields, 'request.failed')
       else if (route === '/metrics' || route === '/v1/health') deps.log.debug(fields, 'request.completed')
