@@ -169,6 +169,9 @@ export class SigningService {
 
     // 2. the stream: serial-request, then optionally the model (what snapd sends)
     const { assertions, error } = decodeStreamPartial(input.body, { maxAssertions: 3 })
+    // More assertions than a registration has is a wrong stream shape (as a third one
+    // is below), not an assertion over a size limit.
+    if (error && assertions.length > 3) throw invalidRequest('the stream holds more assertions than a serial-request and its model', { type: assertions[3]!.typeName, index: 4 })
     if (error) throw error
     if (assertions.length === 0) throw invalidRequest('the request body holds no assertion', { reason: 'empty' })
     const [req, modelA, third] = assertions as [Assertion, Assertion | undefined, Assertion | undefined]
@@ -293,6 +296,12 @@ export class SigningService {
       if (e instanceof VaultError && e.code === 'SV_SERIAL_TAKEN') {
         const now2 = await store.getSerialBinding(req.brandId, req.model, serial)
         if (now2 && now2.deviceKeyId === req.deviceKey.id) return this.#answer(now2, 'retried', rec)
+      }
+      // Assigned serials: the concurrent request of this same key drew another number
+      // and bound it first (a device that retried before its first answer came).
+      if (e instanceof VaultError && e.code === 'SV_DEVICE_KEY_TAKEN' && rec.serialPolicy.kind === 'assign') {
+        const now2 = await store.getSerialBindingByDeviceKey(req.brandId, req.model, req.deviceKey.id)
+        if (now2) return this.#answer(now2, 'retried', rec)
       }
       throw e
     }
