@@ -189,7 +189,6 @@ const acceptedBySnapd = test.macro({
     const bytes = encodeStream(file)
     const r = await verifyWithSnapd(t, w.trusted, chain, bytes)
     if (!r) return
-    t.log(r.stdout.trim())
     t.is(r.code, 0, `snapd-check verify refused it:\n${r.stdout}\n${r.stderr}`)
     t.deepEqual(
       r.lines.map((l) => l.ok),
@@ -251,8 +250,7 @@ const separatorAgreement = test.macro({
     const snapdOk = r.code === 0
     const ours = await ourVerdict(w.trusted, [], bytes)
     const oursOk = ours.every((x) => x === true) && ours.length === r.lines.length
-    t.log(`snapd: ${snapdOk ? 'accepts' : 'refuses'}; ours: ${JSON.stringify(ours)}`)
-    t.is(oursOk, snapdOk)
+    t.is(oursOk, snapdOk, `snapd ${snapdOk ? 'accepts' : 'refuses'}; ours: ${JSON.stringify(ours)}`)
   },
   title: (given, what: string) => given ?? `snapd-check: our stream decoder agrees with snapd on ${what}`,
 })
