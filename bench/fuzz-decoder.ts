@@ -2,6 +2,7 @@
  * Bounded, deterministic fuzzing of the assertion decoder.
  *
  *   node --import tsx --conditions=source bench/fuzz-decoder.ts [--iterations N] [--seed S] [--max-ms 50] [--out DIR]
+ *     [--hang-ms 10000] [--simulate-hang-at N (self-test of the hang watchdog)]
  *
  * Every input is a mutation of the valid snapd vectors (bit flips, byte
  * inserts and deletes, duplicated or dropped lines, two vectors spliced,
@@ -322,6 +323,8 @@ export interface FuzzOptions {
   progress?: Int32Array
   /** stop after this many violations (default 10) */
   maxViolations?: number
+  /** self-test of the hang watchdog: spin forever at this iteration */
+  simulateHangAt?: number
 }
 
 function bump(m: Record<string, number>, k: string): void {
@@ -394,6 +397,7 @@ export async function runFuzz(options: FuzzOptions = {}, corpusIn?: Corpus): Pro
   for (let i = 0; i < iterations && violations.length < maxViolations; i++) {
     if (options.progress) Atomics.store(options.progress, 0, i)
     const { input, mutations: ms, base } = generateInput(corpus, seed, i)
+    if (i === options.simulateHangAt) for (;;);
     for (const m of ms) bump(mutations, m)
     largestInput = Math.max(largestInput, input.length)
     const t0 = performance.now()
@@ -491,10 +495,11 @@ interface WorkerInput {
   seed: string
   maxMs: number
   progress: SharedArrayBuffer
+  simulateHangAt?: number
 }
 
 async function workerMain(data: WorkerInput): Promise<void> {
-  const report = await runFuzz({ iterations: data.iterations, seed: data.seed, maxMs: data.maxMs, progress: new Int32Array(data.progress) })
+  const report = await runFuzz({ iterations: data.iterations, seed: data.seed, maxMs: data.maxMs, progress: new Int32Array(data.progress), ...(data.simulateHangAt !== undefined ? { simulateHangAt: data.simulateHangAt } : {}) })
   parentPort!.postMessage({ report: { ...report, violations: report.violations.map((v) => ({ ...v, input: v.input.toString('base64') })) } })
 }
 
@@ -516,6 +521,7 @@ async function cliMain(argv: string[]): Promise<number> {
   const maxMs = Number(argValue(argv, '--max-ms', String(DEFAULT_MAX_MS)))
   const hangMs = Number(argValue(argv, '--hang-ms', '10000'))
   const out = path.resolve(argValue(argv, '--out', path.join(ROOT, '.cache', 'fuzz-decoder')))
+  const hangAt = argValue(argv, '--simulate-hang-at', '')
   if (!Number.isInteger(iterations) || iterations < 1 || !(maxMs > 0)) {
     console.error('usage: fuzz-decoder.ts [--iterations N] [--seed S] [--max-ms MS] [--hang-ms MS] [--out DIR]')
     return 2
@@ -523,7 +529,7 @@ async function cliMain(argv: string[]): Promise<number> {
   const progress = new SharedArrayBuffer(4)
   const view = new Int32Array(progress)
   Atomics.store(view, 0, -1)
-  const worker = startSelfWorker({ fuzz: true, iterations, seed, maxMs, progress } satisfies WorkerInput)
+  const worker = startSelfWorker({ fuzz: true, iterations, seed, maxMs, progress, ...(hangAt !== '' ? { simulateHangAt: Number(hangAt) } : {}) } satisfies WorkerInput)
   console.log(`fuzz-decoder: ${iterations} iterations, seed ${JSON.stringify(seed)}, limit ${maxMs} ms per input`)
   return new Promise<number>((resolve) => {
     let last = -2
