@@ -85,6 +85,15 @@ export class Assertion {
     return [this.type.name, ...this.primaryKey()].join('/')
   }
 
+  /**
+   * The same assertion with another signature: a shallow copy keeping the
+   * typed view's checked fields, without running the checks again (the
+   * content is unchanged). For the encoder, which checks before signing.
+   */
+  withSignature(signature: Buffer): this {
+    return Object.assign(Object.create(Object.getPrototypeOf(this) as object) as this, this, { signature })
+  }
+
   /** The assertion text, exactly as snapd's Encode: content LF LF signature. */
   encode(): Buffer {
     return Buffer.concat([this.content, NLNL, this.signature])

@@ -114,9 +114,9 @@ export async function signAssertion(typeName: string, headers: HeadersInput, bod
   const { content } = formatContent(type, { ...headers, type: undefined, 'body-length': undefined, 'sign-key-sha3-384': undefined }, b, signer.publicKey.id)
   // Decode our own output: the type checks run on exactly the bytes we sign.
   const parsed = reparse(content)
-  assemble(parsed.headers, parsed.body, content, PLACEHOLDER_SIGNATURE)
+  const checked = assemble(parsed.headers, parsed.body, content, PLACEHOLDER_SIGNATURE)
   const signature = await signContent(content, signer, options.creationTime)
-  return assemble(parsed.headers, parsed.body, content, Buffer.from(`${signature}\n`))
+  return checked.withSignature(Buffer.from(`${signature}\n`))
 }
 
 const PLACEHOLDER_SIGNATURE = Buffer.from('placeholder')
