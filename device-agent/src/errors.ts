@@ -8,7 +8,10 @@
  * `code` and `details`, never message text. Sub-cases of one condition are told
  * apart by `details.reason` (documented on each code below), a stable string.
  *
- * Exit codes follow `main.ts`: 1 failed, 2 configuration invalid.
+ * Exit codes follow `main.ts` (EXIT): 1 failed, 2 configuration invalid,
+ * 3 retry later (a temporary condition: no network, vault unavailable, serial
+ * pending, clock not set). `provision --once` ends with the exit code of the
+ * condition that stopped it.
  */
 
 export interface AgentErrorSpec {
@@ -47,9 +50,74 @@ export const AGENT_ERRORS = {
   SV_AGENT_KEY_INVALID: { exitCode: 1, summary: 'the stored device key is malformed or of an unsupported kind' },
   /** A file the agent reads is larger than the bound for it. details: { path, maxBytes }. */
   SV_AGENT_FILE_TOO_LARGE: { exitCode: 1, summary: 'a file is larger than the agent allows for it' },
+  /**
+   * No network yet (ENETUNREACH, ENETDOWN, EAI_AGAIN): retried at a short
+   * interval without counting towards any limit (snapd does the same).
+   * details: { reason: the errno code, step }.
+   */
+  SV_AGENT_NETWORK_DOWN: { exitCode: 3, summary: 'the network is not up yet (no route, interface down or DNS not answering)' },
+  /**
+   * The vault could not be reached or answered with a temporary failure:
+   * details: { step, reason, status?, code?, message?, retryAfterMs? } with
+   * reason one of status (a status above 500, or 429), refused, reset,
+   * timeout, dns, bad-answer (undecodable request-id or serial stream),
+   * transport. Retried with backoff and jitter; Retry-After is honoured.
+   */
+  SV_AGENT_VAULT_UNAVAILABLE: { exitCode: 3, summary: 'the vault is unreachable or answered with a temporary failure' },
+  /**
+   * The vault refused the request (a 4xx, a 500, or any other status snapd
+   * treats as fatal): details: { step, status, code?, message?, requestId? }
+   * with the server's own code (SV_* or Canonical's error_code) and message.
+   * Fatal for this attempt; the next attempt waits for the long backoff.
+   */
+  SV_AGENT_VAULT_REFUSED: { exitCode: 1, summary: 'the vault refused the request (its code and message are in details)' },
+  /** The vault accepted the serial-request and asked to poll later (202). details: { polls, retryAfterMs? }. */
+  SV_AGENT_SERIAL_PENDING: { exitCode: 3, summary: 'the vault accepted the serial-request; the serial is not ready yet (poll later)' },
+  /**
+   * The system clock looks unset: it is before the agent's release date, or
+   * TLS says the server certificate is not yet valid. details: { reason:
+   * before-release | cert-not-yet-valid, now, notBefore? }. The agent waits
+   * for time synchronisation.
+   */
+  SV_AGENT_CLOCK_UNSET: { exitCode: 3, summary: 'the system clock is not set yet; waiting for time synchronisation' },
+  /**
+   * TLS with the vault failed for a reason other than the clock: details: {
+   * reason: untrusted | pin-mismatch | hostname | expired | handshake, code? }.
+   */
+  SV_AGENT_TLS_FAILED: { exitCode: 1, summary: 'the TLS connection to the vault failed (untrusted certificate, pin mismatch, wrong host)' },
+  /**
+   * The serial the vault returned cannot be accepted: details: { reason,
+   * code?, ... } with reason one of no-serial, several-serials,
+   * identity-mismatch (brand, model or device key differ: details.field),
+   * untrusted (the signature or key chain fails the trust database checks:
+   * details.code is the codec's SV_* code).
+   */
+  SV_AGENT_SERIAL_UNVERIFIED: { exitCode: 1, summary: 'the serial returned by the vault does not match this device or does not verify' },
+  /** Generating the device key failed (worker error or unreadable result). */
+  SV_AGENT_KEYGEN_FAILED: { exitCode: 1, summary: 'the device key could not be generated' },
+  /**
+   * The success hook failed: details: { reason: exit-status | signal |
+   * timeout | spawn-failed, exitStatus?, signal?, timeoutMs? }. The agent
+   * runs it again later; the serial stays written.
+   */
+  SV_AGENT_HOOK_FAILED: { exitCode: 1, summary: 'the success hook command failed or timed out' },
+  /** Another agent process holds the state directory. details: { pid, lockFile }. */
+  SV_AGENT_BUSY: { exitCode: 1, summary: 'another device-agent process is using the state directory' },
 } as const satisfies Record<string, AgentErrorSpec>
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS
+
+/** Process exit codes of every `device-agent` command. */
+export const EXIT = {
+  /** done: provisioned (provision), printed (status, serial), reset (reset) */
+  OK: 0,
+  /** failed: the vault refused, the serial did not verify, the state is corrupt, ... */
+  FAILED: 1,
+  /** the configuration (file, environment, flags) is invalid, or contradicts the saved state */
+  CONFIG_INVALID: 2,
+  /** not provisioned yet, nothing wrong: run again later (no network, vault busy, serial pending, clock unset) */
+  RETRY_LATER: 3,
+} as const
 
 export function isAgentErrorCode(code: unknown): code is AgentErrorCode {
   return typeof code === 'string' && Object.prototype.hasOwnProperty.call(AGENT_ERRORS, code)

@@ -56,6 +56,11 @@ export const LOG_EVENTS = [
   'provision.waiting',
   'provision.failed',
   'provision.done',
+  'provision.resumed',
+  'serial.verified',
+  'serial.written',
+  'state.reset',
+  'agent.stopped',
   'hook.completed',
   'hook.failed',
 ] as const

@@ -1,0 +1,278 @@
+/**
+ * VaultClient over HTTP(S) with undici, speaking what snapd's device manager
+ * speaks (spec §5.5-§5.8), so it works against our vault and against
+ * Canonical's serial-vault alike (same endpoints, `api-key` header, plain
+ * http or TLS):
+ *
+ *   POST {base}request-id          no body           -> 200 {"request-id": "..."}
+ *   POST {base}serial              serial-request [+ model], Content-Type
+ *                                  application/x.ubuntu.assertion,
+ *                                  Snap-Device-Capabilities: serial-stream
+ *                                  -> 200/201 stream | 202 poll later | error
+ *
+ * Transport: the vault's CA bundle (`ca`, replacing the built-in roots) and
+ * optional SPKI pins checked on every new connection; proxies as curl and
+ * snapd read them (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, resolved by config.ts);
+ * snapd's timeouts: connect (TLS handshake) 10 s, response headers 15 s, the
+ * whole request 30 s. Redirects are not followed: snapd turns a redirected
+ * POST into a GET, which no device service answers usefully, so a 3xx is a
+ * refusal like any other unexpected status.
+ */
+import { Buffer } from 'node:buffer'
+import { createHash } from 'node:crypto'
+import { checkServerIdentity, type PeerCertificate } from 'node:tls'
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici'
+import { AgentError } from '../errors.js'
+import { parseRetryAfter } from '../backoff.js'
+import type { SerialAnswer, VaultClient } from './vault-client.js'
+
+export interface HttpVaultClientOptions {
+  /** device-service base URL (a `/` is appended to the path when missing) */
+  url: string
+  apiKey?: string
+  /** extra headers on both requests; they cannot override Content-Type */
+  headers?: Readonly<Record<string, string>>
+  /** PEM bundle trusted instead of the built-in roots */
+  ca?: string
+  /** base64 SHA-256 of SubjectPublicKeyInfo (config.ts normalisePin); any certificate of the chain may match */
+  pins?: readonly string[]
+  proxy?: { http?: string; https?: string; noProxy?: string }
+  connectTimeoutMs?: number
+  headersTimeoutMs?: number
+  totalTimeoutMs?: number
+  maxAnswerBytes?: number
+  userAgent?: string
+  /** for Retry-After dates; default Date.now */
+  now?: () => number
+}
+
+type Step = 'request-id' | 'serial'
+
+const ASSERTION_MEDIA_TYPE = 'application/x.ubuntu.assertion'
+const MAX_ERROR_BODY = 64 * 1024
+const PIN_MISMATCH = 'ERR_AGENT_PIN_MISMATCH'
+
+/** Errno codes snapd's netutil treats as "no network yet" (spec §5.9). */
+const NO_NETWORK = new Set(['ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN'])
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
+const RESETS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED'])
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'INVALID_CA',
+])
+
+export class HttpVaultClient implements VaultClient {
+  readonly endpoint: string
+  readonly #base: URL
+  readonly #o: HttpVaultClientOptions
+  readonly #dispatcher: Dispatcher
+  readonly #now: () => number
+  #closed = false
+
+  constructor(options: HttpVaultClientOptions) {
+    const base = new URL(options.url)
+    if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new TypeError(`HttpVaultClient: expected an http(s) URL, got ${base.protocol}`)
+    if (!base.pathname.endsWith('/')) base.pathname += '/'
+    base.username = ''
+    base.password = ''
+    this.#base = base
+    this.endpoint = base.href
+    this.#o = options
+    this.#now = options.now ?? Date.now
+    const pins = new Set(options.pins ?? [])
+    const tls = {
+      ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      ...(pins.size > 0 ? { checkServerIdentity: pinningIdentityCheck(pins) } : {}),
+    }
+    const common = {
+      headersTimeout: options.headersTimeoutMs ?? 15_000,
+      bodyTimeout: options.totalTimeoutMs ?? 30_000,
+      connect: { ...tls, timeout: options.connectTimeoutMs ?? 10_000 },
+    }
+    const proxy = options.proxy ?? {}
+    // Empty strings, not undefined: undici would otherwise read process.env itself.
+    this.#dispatcher =
+      proxy.http || proxy.https
+        ? new EnvHttpProxyAgent({ ...common, httpProxy: proxy.http ?? '', httpsProxy: proxy.https ?? proxy.http ?? '', noProxy: proxy.noProxy ?? '', requestTls: tls })
+        : new Agent(common)
+  }
+
+  async requestId(signal?: AbortSignal): Promise<string> {
+    const res = await this.#post('request-id', undefined, {}, signal)
+    if (res.status !== 200) throw statusError('request-id', res, this.#now())
+    let id: unknown
+    try {
+      id = (JSON.parse(res.body.toString('utf8')) as Record<string, unknown>)['request-id']
+    } catch {
+      id = undefined
+    }
+    if (typeof id !== 'string' || id === '') {
+      // snapd retries a request-id it cannot decode (spec §5.9).
+      throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', 'the vault answered request-id without a request-id', { details: { step: 'request-id', reason: 'bad-answer', status: res.status } })
+    }
+    return id
+  }
+
+  async serial(stream: Buffer, signal?: AbortSignal): Promise<SerialAnswer> {
+    const res = await this.#post('serial', stream, { 'content-type': ASSERTION_MEDIA_TYPE, 'snap-device-capabilities': 'serial-stream' }, signal)
+    if (res.status === 200 || res.status === 201) return { kind: 'issued', stream: res.body }
+    if (res.status === 202) {
+      const retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.#now())
+      return retryAfterMs === undefined ? { kind: 'pending' } : { kind: 'pending', retryAfterMs }
+    }
+    throw statusError('serial', res, this.#now())
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#dispatcher.close().catch(() => undefined)
+  }
+
+  async #post(step: Step, body: Buffer | undefined, extra: Record<string, string>, signal: AbortSignal | undefined): Promise<RawAnswer> {
+    if (this.#closed) throw new TypeError('HttpVaultClient: closed')
+    const url = new URL(step, this.#base)
+    // snapd's order: User-Agent, then the custom headers, then the request's
+    // own (Content-Type cannot be overridden).
+    const headers: Record<string, string> = { 'user-agent': this.#o.userAgent ?? 'device-agent' }
+    for (const [k, v] of Object.entries(this.#o.headers ?? {})) headers[k.toLowerCase()] = v
+    if (this.#o.apiKey !== undefined) headers['api-key'] = this.#o.apiKey
+    Object.assign(headers, extra)
+    const total = AbortSignal.timeout(this.#o.totalTimeoutMs ?? 30_000)
+    const combined = signal ? AbortSignal.any([signal, total]) : total
+    try {
+      const res = await request(url, { method: 'POST', headers, body: body ?? null, dispatcher: this.#dispatcher, signal: combined })
+      const limit = res.statusCode >= 200 && res.statusCode < 300 ? (this.#o.maxAnswerBytes ?? 1024 * 1024) : MAX_ERROR_BODY
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length
+        if (size > limit) {
+          res.body.destroy()
+          throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', `the ${step} answer is larger than ${limit} bytes`, { details: { step, reason: 'bad-answer', status: res.statusCode, limit } })
+        }
+        chunks.push(chunk)
+      }
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
+    } catch (err) {
+      if (err instanceof AgentError) throw err
+      if (signal?.aborted) throw signal.reason
+      if (total.aborted) {
+        throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', `${step}: no complete answer within ${this.#o.totalTimeoutMs ?? 30_000} ms`, { details: { step, reason: 'timeout' }, cause: err })
+      }
+      throw transportError(step, err)
+    }
+  }
+}
+
+interface RawAnswer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+}
+
+/** The vault's own error body, ours ({code, message, requestId}), Canonical's ({error_code, message}) or snapd's ({error_list}). */
+function readErrorBody(res: RawAnswer): { code?: string; message?: string; requestId?: string } {
+  const text = res.body.toString('utf8')
+  const type = String(res.headers['content-type'] ?? '')
+  if (type.includes('json') || text.trimStart().startsWith('{')) {
+    try {
+      const b = JSON.parse(text) as Record<string, unknown>
+      const first = Array.isArray(b.error_list) ? (b.error_list[0] as Record<string, unknown> | undefined) : undefined
+      const code = str(b.code) ?? str(b.error_code) ?? str(first?.code)
+      const message = str(b.message) ?? str(first?.message)
+      const requestId = str(b.requestId)
+      return { ...(code ? { code } : {}), ...(message ? { message: message.slice(0, 500) } : {}), ...(requestId ? { requestId } : {}) }
+    } catch {
+      // fall through: plain text
+    }
+  }
+  const line = text.trim().split('\n')[0]?.slice(0, 200)
+  return line ? { message: line } : {}
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined
+}
+
+/**
+ * snapd's status rules (spec §5.8/§5.9): above 500 is temporary; 500, 4xx and
+ * anything else unexpected is a refusal. 429 (rate limited) is temporary here
+ * although snapd treats it as fatal: the vault sends it with Retry-After and
+ * means "later", and a five-minute backoff would be the wrong answer.
+ */
+function statusError(step: Step, res: RawAnswer, now: number): AgentError {
+  const body = readErrorBody(res)
+  const said = body.message ? `: ${body.message}` : ''
+  const code = body.code ? ` (${body.code})` : ''
+  if (res.status > 500 || res.status === 429) {
+    const retryAfterMs = parseRetryAfter(res.headers['retry-after'], now)
+    return new AgentError('SV_AGENT_VAULT_UNAVAILABLE', `${step}: the vault answered ${res.status}${said}${code}`, {
+      details: { step, reason: 'status', status: res.status, ...body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
+    })
+  }
+  return new AgentError('SV_AGENT_VAULT_REFUSED', `${step}: the vault refused with ${res.status}${said}${code}`, { details: { step, status: res.status, ...body } })
+}
+
+/** All `code`s along an error's cause chain (undici wraps socket and TLS errors). */
+function codesOf(err: unknown): string[] {
+  const codes: string[] = []
+  let e: unknown = err
+  for (let i = 0; i < 6 && e !== null && typeof e === 'object'; i++) {
+    const c = (e as { code?: unknown }).code
+    if (typeof c === 'string') codes.push(c)
+    e = (e as { cause?: unknown }).cause
+  }
+  return codes
+}
+
+function transportError(step: Step, err: unknown): AgentError {
+  const codes = codesOf(err)
+  const has = (set: Set<string>) => codes.find((c) => set.has(c))
+  const message = err instanceof Error ? err.message : String(err)
+  const make = (code: 'SV_AGENT_NETWORK_DOWN' | 'SV_AGENT_VAULT_UNAVAILABLE' | 'SV_AGENT_CLOCK_UNSET' | 'SV_AGENT_TLS_FAILED', reason: string, errno?: string) =>
+    new AgentError(code, `${step}: ${message}`, { details: { step, reason, ...(errno ? { code: errno } : {}) }, cause: err })
+  let c: string | undefined
+  if ((c = has(NO_NETWORK))) return make('SV_AGENT_NETWORK_DOWN', c, c)
+  if (codes.includes('CERT_NOT_YET_VALID')) return make('SV_AGENT_CLOCK_UNSET', 'cert-not-yet-valid', 'CERT_NOT_YET_VALID')
+  if (codes.includes(PIN_MISMATCH)) return make('SV_AGENT_TLS_FAILED', 'pin-mismatch', PIN_MISMATCH)
+  if (codes.includes('ERR_TLS_CERT_ALTNAME_INVALID')) return make('SV_AGENT_TLS_FAILED', 'hostname', 'ERR_TLS_CERT_ALTNAME_INVALID')
+  if (codes.includes('CERT_HAS_EXPIRED')) return make('SV_AGENT_TLS_FAILED', 'expired', 'CERT_HAS_EXPIRED')
+  if ((c = has(UNTRUSTED))) return make('SV_AGENT_TLS_FAILED', 'untrusted', c)
+  if ((c = codes.find((x) => x.startsWith('ERR_SSL_') || x === 'EPROTO'))) return make('SV_AGENT_TLS_FAILED', 'handshake', c)
+  if (codes.includes('ECONNREFUSED')) return make('SV_AGENT_VAULT_UNAVAILABLE', 'refused', 'ECONNREFUSED')
+  if ((c = has(TIMEOUTS))) return make('SV_AGENT_VAULT_UNAVAILABLE', 'timeout', c)
+  if ((c = has(RESETS))) return make('SV_AGENT_VAULT_UNAVAILABLE', 'reset', c)
+  // snapd fails hard on "no such host"; on first boot DNS often is not ready
+  // yet, so the agent keeps trying (counted).
+  if (codes.includes('ENOTFOUND')) return make('SV_AGENT_VAULT_UNAVAILABLE', 'dns', 'ENOTFOUND')
+  return make('SV_AGENT_VAULT_UNAVAILABLE', 'transport', codes[0])
+}
+
+/**
+ * Node's host name check, then the pins: some certificate of the presented
+ * chain (leaf, intermediate or root) must have one of the pinned SPKI
+ * digests. Runs after the CA check, so a pin narrows trust, never widens it.
+ */
+function pinningIdentityCheck(pins: ReadonlySet<string>): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (host, cert) => {
+    const err = checkServerIdentity(host, cert)
+    if (err) return err
+    let c: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = cert
+    for (let i = 0; c && i < 16; i++) {
+      if (c.pubkey && pins.has(createHash('sha256').update(c.pubkey).digest('base64'))) return undefined
+      if (c.issuerCertificate === c) break
+      c = c.issuerCertificate
+    }
+    const mismatch = new Error(`no certificate presented by ${host} matches a configured pin`) as Error & { code: string }
+    mismatch.code = PIN_MISMATCH
+    return mismatch
+  }
+}
