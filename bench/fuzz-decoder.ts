@@ -14,7 +14,7 @@
  * contract under test: the codec only ever throws VaultError with an SV_*
  * code, and no input takes more than --max-ms (each timed with
  * performance.now(); one over the limit is timed up to four more times after
- * a short pause and judged by its fastest run, so that a GC pause left by
+ * growing pauses (25 to 200 ms) and judged by its fastest run, so that a GC pause left by
  * earlier inputs or another process on the CPU does not count; both figures
  * are reported). The loop runs in a worker thread; the main thread
  * watches its progress, so a hang (an input that never returns) is caught and
@@ -416,7 +416,7 @@ export async function runFuzz(options: FuzzOptions = {}, corpusIn?: Corpus): Pro
     if (dt > maxMsAllowed) {
       retimed++
       for (let r = 0; r < RETIMES && best > maxMsAllowed; r++) {
-        await new Promise((resolve) => setTimeout(resolve, 20))
+        await new Promise((resolve) => setTimeout(resolve, 25 << r)) // 25, 50, 100, 200 ms
         const t1 = performance.now()
         await exercise(corpus, input, { decodeStream: {}, decodeAssertion: {}, check: {} })
         best = Math.min(best, performance.now() - t1)
