@@ -95,6 +95,8 @@ export class MqttRouter {
     if (rate === 'drop') return this.#drop(msg, 'rate limit (flood)', false)
 
     let req: MqttRequest | undefined
+    /** the answer is a transient refusal (429, 5xx): not remembered for duplicates */
+    let transient = false
     const reply = async (fn: () => Promise<Record<string, unknown>>): Promise<MqttOutgoing | undefined> => {
       try {
         if (rate === 'limited') throw new VaultError('SV_RATE_LIMITED', 'too many requests from this client; slow down', { retryAfter: 1 })
@@ -105,6 +107,7 @@ export class MqttRouter {
         const err = e instanceof VaultError ? e : new VaultError('SV_INTERNAL', 'unexpected error', { cause: e })
         if (err.status >= 500) this.#o.log.error({ op, client, code: err.code, err: err.cause ?? err }, 'request.failed')
         else this.#o.log.info({ op, client, code: err.code }, 'request.failed')
+        transient = err.status === 429 || err.status >= 500
         const b = toErrorBody(err)
         const rejected: MqttRejectedReply = { ...(req?.token ? { token: req.token } : {}), code: b.code, message: b.message, status: err.status }
         if (err.retryAfter !== undefined || err.status === 503) rejected['retry-after'] = err.retryAfter ?? 5
@@ -147,7 +150,14 @@ export class MqttRouter {
     if (hit) return hit.reply
     const r = req
     const work = reply(() => (op === 'request-id' ? this.#requestId(r) : this.#serial(r, client ?? 'mqtt-v5')))
-    this.#recent.set(dedupKey, { at: this.#now(), reply: work })
+    const entry = { at: this.#now(), reply: work }
+    this.#recent.set(dedupKey, entry)
+    // A transient refusal (rate limit, overload, timeout, store down) is not the
+    // request's answer: a retry of the same token after Retry-After must run again,
+    // not get the refusal replayed for the next two minutes.
+    void work.then(() => {
+      if (transient && this.#recent.get(dedupKey) === entry) this.#recent.delete(dedupKey)
+    })
     return work
   }
 
@@ -183,7 +193,11 @@ export class MqttRouter {
     }
     b.tokens = Math.min(this.#o.rateBurst, b.tokens + ((now - b.at) / 1000) * this.#o.ratePerSecond)
     b.at = now
-    b.tokens -= 1
+    // Refused messages are charged too (a flood stays refused while it lasts), but
+    // the debt is capped just past the drop threshold: a client that stops is
+    // answered again after 2/rate s and served after (burst + 2)/rate s, not only
+    // once its whole flood has been paid off at `rate` per second.
+    b.tokens = Math.max(b.tokens - 1, -this.#o.rateBurst - 1)
     if (b.tokens >= 0) return 'ok'
     return b.tokens >= -this.#o.rateBurst ? 'limited' : 'drop'
   }
