@@ -11,6 +11,7 @@
  */
 import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
+import type { Duplex } from 'node:stream'
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { MQTT_CLIENT_ID_RE, MQTT_PREFIX, operationOf } from '@sv/shared'
 import type { Logger } from '../logger.js'
@@ -33,6 +34,59 @@ export interface EmbeddedBroker {
   url: string
   port: number
   close(): Promise<void>
+}
+
+/** Room for the topic (at most 64 KiB) and the rest of a PUBLISH besides its payload. */
+const PACKET_OVERHEAD_BYTES = 64 * 1024 + 64
+
+/**
+ * Calls `tooLarge` as soon as a packet header on `socket` announces more than
+ * `maxPacketBytes`. Why: aedes (mqtt-packet) buffers each packet whole before
+ * parsing it, up to MQTT's 256 MB, and before authentication too, so one
+ * connection could make the vault hold 256 MB; the router's own payload check
+ * comes after that. Payloads a little over mqtt.maxPayloadBytes still reach
+ * the router and get SV_BODY_TOO_LARGE.
+ *
+ * It follows only the fixed headers (type byte, remaining length) and skips
+ * the rest. It listens to 'data', which a paused socket emits for each chunk
+ * aedes takes with read(): attached after aedes's 'readable' listener, it
+ * sees the bytes in order without switching the socket to flowing mode.
+ */
+function guardPacketSize(socket: Duplex, maxPacketBytes: number, tooLarge: (bytes: number) => void): void {
+  let state: 'type' | 'length' | 'body' = 'type'
+  let length = 0
+  let multiplier = 1
+  let remaining = 0
+  const onData = (chunk: Buffer): void => {
+    let i = 0
+    while (i < chunk.length) {
+      if (state === 'body') {
+        const n = Math.min(remaining, chunk.length - i)
+        remaining -= n
+        i += n
+        if (remaining === 0) state = 'type'
+      } else if (state === 'type') {
+        i++
+        state = 'length'
+        length = 0
+        multiplier = 1
+      } else {
+        const b = chunk[i++]!
+        length += (b & 0x7f) * multiplier
+        multiplier *= 128
+        // a fifth length byte is malformed: aedes refuses it, nothing to buffer
+        if (b & 0x80 && multiplier <= 128 ** 3) continue
+        if (length > maxPacketBytes) {
+          socket.off('data', onData)
+          tooLarge(length)
+          return
+        }
+        remaining = length
+        state = remaining === 0 ? 'type' : 'body'
+      }
+    }
+  }
+  socket.on('data', onData)
 }
 
 function authError(code: number, message: string): AuthenticateError {
@@ -94,7 +148,15 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
   broker.on('clientReady', (client) => o.log.debug({ client: client.id }, 'mqtt.client_connected'))
   broker.on('clientError', (client, err) => o.log.debug({ client: client.id, err: err.message }, 'mqtt.client_refused'))
 
-  const server: NetServer = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' }, broker.handle) : createNetServer(broker.handle)
+  const maxPacketBytes = o.maxPayloadBytes + PACKET_OVERHEAD_BYTES
+  const onConnection = (socket: Duplex & { client?: Client }): void => {
+    broker.handle(socket)
+    guardPacketSize(socket, maxPacketBytes, (bytes) => {
+      o.log.warn({ client: socket.client?.id, bytes, limit: maxPacketBytes, reason: 'packet too large' }, 'mqtt.message_dropped')
+      socket.destroy()
+    })
+  }
+  const server: NetServer = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' }, onConnection) : createNetServer(onConnection)
   server.maxConnections = o.maxConnections ?? 10_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -1,0 +1,240 @@
+/**
+ * MQTT device helpers for the vault tests: a connected client that is ended
+ * at teardown, a reply collector, and request/reply over the topic contract
+ * of shared/src/protocol/mqtt.ts. Every wait is bounded.
+ *
+ *   const c = await connectMqtt(t, v.vault.mqttUrl!, { clientId: 'dev-1', password: v.apiKey })
+ *   const r = await mqttRequest(c, 'request-id', { 'api-key': v.apiKey })
+ *   r.kind ('accepted' | 'rejected'), r.body (parsed JSON), r.topic
+ *
+ * The shared broker (SV_TEST_MQTT_URL, Mosquitto) has one topic namespace:
+ * every vault subscribed to serial-vault/v1/# in external mode gets every
+ * request (a copy per shared-subscription group) and answers it, so two test
+ * vaults on it at once answer each other's devices. `holdSharedBroker`
+ * serialises, across AVA's worker processes, the tests that put a vault on
+ * that broker.
+ */
+import type { ExecutionContext } from 'ava'
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes, createHash } from 'node:crypto'
+import { Buffer } from 'node:buffer'
+import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt'
+import { replyFilter, requestTopic, type MqttOperation } from '@sv/shared'
+
+/** The shared broker of the test machine (started by .ci/run). */
+export const SHARED_MQTT_URL = process.env.SV_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883'
+export const PG_URL = process.env.SV_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+export interface ConnectOptions extends Omit<IClientOptions, 'reconnectPeriod' | 'connectTimeout'> {
+  connectTimeoutMs?: number
+}
+
+/** Connects (no reconnection), or rejects with the broker's refusal / a timeout. Ended at teardown. */
+export async function connectMqtt(t: ExecutionContext | undefined, url: string, o: ConnectOptions = {}): Promise<MqttClient> {
+  const { connectTimeoutMs = 5000, ...opts } = o
+  const client = mqtt.connect(url, { protocolVersion: 4, clean: true, ...opts, reconnectPeriod: 0, connectTimeout: connectTimeoutMs })
+  t?.teardown(() => client.endAsync(true).catch(() => undefined))
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`MQTT connect to ${url}: no CONNACK within ${connectTimeoutMs} ms`)), connectTimeoutMs + 500)
+      client.once('connect', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      client.once('error', (e) => {
+        clearTimeout(timer)
+        reject(e)
+      })
+      client.once('close', () => {
+        clearTimeout(timer)
+        reject(Object.assign(new Error('MQTT connection closed before CONNACK'), { code: 'closed' }))
+      })
+    })
+  } catch (e) {
+    await client.endAsync(true).catch(() => undefined)
+    throw e
+  }
+  // later errors (e.g. a refused publish closing the connection) must not be unhandled
+  client.on('error', () => undefined)
+  return client
+}
+
+/** Connection refusal of the broker, as mqtt.js reports it (CONNACK return code), or undefined. */
+export async function connectRefusal(url: string, o: ConnectOptions): Promise<number | string | undefined> {
+  try {
+    const c = await connectMqtt(undefined, url, o)
+    await c.endAsync(true)
+    return undefined
+  } catch (e) {
+    return (e as { code?: number | string }).code ?? (e as Error).message
+  }
+}
+
+export interface Received {
+  topic: string
+  payload: Buffer
+  packet: IPublishPacket
+  json: Record<string, unknown> | undefined
+}
+
+/** Collects every message a client receives, with a bounded wait for one that matches. */
+export class Inbox {
+  readonly messages: Received[] = []
+  readonly #waiters = new Set<{ pred: (m: Received) => boolean; resolve: (m: Received) => void }>()
+
+  constructor(client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      let json: Record<string, unknown> | undefined
+      try {
+        json = JSON.parse(payload.toString('utf8')) as Record<string, unknown>
+      } catch {
+        json = undefined
+      }
+      const m = { topic, payload, packet, json }
+      this.messages.push(m)
+      for (const w of this.#waiters) {
+        if (w.pred(m)) {
+          this.#waiters.delete(w)
+          w.resolve(m)
+        }
+      }
+    })
+  }
+
+  /** The first message (already received or coming) matching `pred`; rejects after `timeoutMs`. */
+  wait(pred: (m: Received) => boolean, timeoutMs = 15_000, what = 'a matching message'): Promise<Received> {
+    const hit = this.messages.find(pred)
+    if (hit) return Promise.resolve(hit)
+    return new Promise((resolve, reject) => {
+      const w = {
+        pred,
+        resolve: (m: Received) => {
+          clearTimeout(timer)
+          resolve(m)
+        },
+      }
+      const timer = setTimeout(() => {
+        this.#waiters.delete(w)
+        reject(new Error(`no ${what} within ${timeoutMs} ms (got ${this.messages.length} messages)`))
+      }, timeoutMs)
+      this.#waiters.add(w)
+    })
+  }
+
+  count(pred: (m: Received) => boolean): number {
+    return this.messages.filter(pred).length
+  }
+}
+
+const inboxes = new WeakMap<MqttClient, Inbox>()
+
+/** The client's inbox (created on first use; collect from then on). */
+export function inboxOf(client: MqttClient): Inbox {
+  let i = inboxes.get(client)
+  if (!i) {
+    i = new Inbox(client)
+    inboxes.set(client, i)
+  }
+  return i
+}
+
+/** Subscribes the client to its own reply topics (serial-vault/v1/+/<id>/+); resolves with the granted QoS. */
+export async function subscribeReplies(client: MqttClient, clientId = client.options.clientId!): Promise<number> {
+  inboxOf(client)
+  const granted = await client.subscribeAsync(replyFilter(clientId), { qos: 1 })
+  return granted[0]!.qos
+}
+
+export interface Reply {
+  kind: 'accepted' | 'rejected'
+  topic: string
+  body: Record<string, unknown>
+  packet: IPublishPacket
+}
+
+export function newToken(): string {
+  return `tok-${randomBytes(9).toString('hex')}`
+}
+
+/**
+ * Publishes one request (QoS 1) with a fresh token (unless given) and waits
+ * for its reply on the client's reply topics (subscribe first with
+ * subscribeReplies).
+ */
+export async function mqttRequest(client: MqttClient, op: MqttOperation, payload: Record<string, unknown>, o: { timeoutMs?: number; clientId?: string } = {}): Promise<Reply> {
+  const clientId = o.clientId ?? client.options.clientId!
+  const token = typeof payload.token === 'string' ? payload.token : newToken()
+  const inbox = inboxOf(client)
+  const reply = inbox.wait((m) => m.topic.startsWith(`serial-vault/v1/${op}/${clientId}/`) && m.json?.token === token, o.timeoutMs ?? 15_000, `${op} reply for ${token}`)
+  await client.publishAsync(requestTopic(op), JSON.stringify({ client: clientId, ...payload, token }), { qos: 1 })
+  const m = await reply
+  return { kind: m.topic.endsWith('/accepted') ? 'accepted' : 'rejected', topic: m.topic, body: m.json!, packet: m.packet }
+}
+
+/** A request-id over MQTT; throws unless accepted. */
+export async function mqttRequestId(client: MqttClient, apiKey: string): Promise<string> {
+  const r = await mqttRequest(client, 'request-id', { 'api-key': apiKey })
+  if (r.kind !== 'accepted') throw new Error(`request-id rejected: ${JSON.stringify(r.body)}`)
+  return r.body['request-id'] as string
+}
+
+/** Resolves after `ms` (for "nothing arrives within" checks). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+/**
+ * Holds the shared broker's serial-vault/v1 namespace for this test (see the
+ * file comment): a lock directory in the temp dir, keyed by the broker URL,
+ * holding the owner's pid; a lock whose owner died is taken over. Released at
+ * teardown. Waits at most `timeoutMs`.
+ */
+export async function holdSharedBroker(t: ExecutionContext, url = SHARED_MQTT_URL, timeoutMs = 50_000): Promise<void> {
+  const dir = join(tmpdir(), `sv-test-mqtt-${createHash('sha256').update(url).digest('hex').slice(0, 12)}.lock`)
+  const me = `${process.pid}:${randomBytes(4).toString('hex')}`
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await mkdir(dir)
+      await writeFile(join(dir, 'owner'), me)
+      break
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      const owner = await readFile(join(dir, 'owner'), 'utf8').catch(() => '')
+      const pid = Number(owner.split(':')[0])
+      // no owner yet: being taken right now, unless its taker died between mkdir and write
+      let alive = owner !== '' || Date.now() - ((await stat(dir).catch(() => undefined))?.mtimeMs ?? 0) < 5000
+      if (owner && pid > 0) {
+        try {
+          process.kill(pid, 0)
+        } catch {
+          alive = false
+        }
+      }
+      if (!alive) {
+        await rm(dir, { recursive: true, force: true })
+        continue
+      }
+      if (Date.now() > deadline) throw new Error(`the shared broker ${url} stayed in use by ${owner || 'another test'} for ${timeoutMs} ms`)
+      await sleep(200)
+    }
+  }
+  t.teardown(async () => {
+    const owner = await readFile(join(dir, 'owner'), 'utf8').catch(() => '')
+    if (owner === me) await rm(dir, { recursive: true, force: true })
+  })
+}
+
+/** SUBSCRIBE and the granted codes (128 = refused; mqtt.js rejects then, with the SUBACK). */
+export async function subscribeGranted(client: MqttClient, filters: string[]): Promise<number[]> {
+  inboxOf(client)
+  try {
+    return (await client.subscribeAsync(filters, { qos: 1 })).map((g) => g.qos)
+  } catch (e) {
+    const granted = (e as { packet?: { granted?: (number | { qos: number })[] } }).packet?.granted
+    if (!granted) throw e
+    return granted.map((g) => (typeof g === 'number' ? g : g.qos))
+  }
+}
