@@ -132,3 +132,17 @@ test('router: with no reply address (no client id, no response topic) bad input 
     ['not a request topic', 'client id unusable in a topic'],
   )
 })
+
+test('router: over an external broker (no publisher id) each client named in the payload has its own bucket', async (t) => {
+  const c = await setup(t, { ratePerSecond: 1, rateBurst: 1 })
+  const external = (client: string, token: string): MqttIncoming => ({ topic: requestTopic('request-id'), payload: Buffer.from(JSON.stringify({ client, token, 'api-key': c.v.apiKey })) })
+  // 100 devices at one instant: every one is served (they shared one 'anonymous' bucket before)
+  const outs = await Promise.all(Array.from({ length: 100 }, (_, i) => c.router.handle(external(`dev-${i}`, 't1'))))
+  t.deepEqual(
+    outs.map((o) => o?.topic),
+    outs.map((_, i) => replyTopic('request-id', `dev-${i}`, 'accepted')),
+  )
+  // and one of them asking again at once is limited, alone
+  t.like(parse(await c.router.handle(external('dev-0', 't2'))), { code: 'SV_RATE_LIMITED' })
+  t.is((await c.router.handle(external('dev-1', 't1')))?.topic, replyTopic('request-id', 'dev-1', 'accepted'), 'a duplicate of dev-1 still gets its first reply')
+})

@@ -90,7 +90,18 @@ export class MqttRouter {
     // who is asking (for the reply topic and the rate limit)
     let client = msg.clientId
     if (client !== undefined && !MQTT_CLIENT_ID_RE.test(client)) return this.#drop(msg, 'client id unusable in a topic')
-    const limitKey = client ?? responseTopic ?? 'anonymous'
+    // Over an external broker the publisher's id is not known: rate-limit by the
+    // client the payload names (the one whose reply topics get the answer), else by
+    // the MQTT 5 response topic; never all devices in one bucket.
+    let parsed: { req?: MqttRequest; err?: unknown } | undefined
+    if (client === undefined && msg.payload.length <= this.#o.maxPayloadBytes) {
+      try {
+        parsed = { req: parseMqttRequest(msg.payload) }
+      } catch (err) {
+        parsed = { err }
+      }
+    }
+    const limitKey = client ?? parsed?.req?.client ?? responseTopic ?? 'anonymous'
     const rate = this.#take(limitKey)
     if (rate === 'drop') return this.#drop(msg, 'rate limit (flood)', false)
 
@@ -123,7 +134,8 @@ export class MqttRouter {
       })
     }
     try {
-      req = parseMqttRequest(msg.payload)
+      if (parsed?.err !== undefined) throw parsed.err
+      req = parsed?.req ?? parseMqttRequest(msg.payload)
     } catch (e) {
       if (!client && !responseTopic) return this.#drop(msg, 'unparsable payload, no reply address')
       return reply(async () => {
