@@ -157,8 +157,8 @@ function crashRun(killAfter: number) {
     t.is(issued.length, received.length + cut.length)
     for (const e of issued) {
       const { binding } = await adminJson<{ binding: { deviceKeyId: string; serialAssertion: string } }>(adminTarget, 'GET', `admin/serials/${BRAND}/${MODEL}/${e.serial}`)
-      t.is(binding.deviceKeyId, e.deviceKeyId)
-      t.is(decodeStream(binding.serialAssertion)[0]!.headerString('serial'), e.serial)
+      t.is(binding.deviceKeyId, e.deviceKeyId!)
+      t.is(decodeStream(binding.serialAssertion)[0]!.headerString('serial'), e.serial!)
     }
     await stop(second, 'SIGTERM')
   }
