@@ -186,12 +186,13 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Holds the shared broker's serial-vault/v1 namespace for this test (see the
- * file comment): a lock directory in the temp dir, keyed by the broker URL,
- * holding the owner's pid; a lock whose owner died is taken over. Released at
- * teardown. Waits at most `timeoutMs`.
+ * Holds the shared broker's serial-vault/v1 namespace (see the file comment):
+ * a lock directory in the temp dir, keyed by the broker URL, holding the
+ * owner's pid; a lock whose owner died is taken over. Resolves with the
+ * release function (also run at `t`'s teardown when given). Waits at most
+ * `timeoutMs`.
  */
-export async function holdSharedBroker(t: ExecutionContext, url = SHARED_MQTT_URL, timeoutMs = 50_000): Promise<void> {
+export async function holdSharedBroker(t: ExecutionContext | undefined, url = SHARED_MQTT_URL, timeoutMs = 50_000): Promise<() => Promise<void>> {
   const dir = join(tmpdir(), `sv-test-mqtt-${createHash('sha256').update(url).digest('hex').slice(0, 12)}.lock`)
   const me = `${process.pid}:${randomBytes(4).toString('hex')}`
   const deadline = Date.now() + timeoutMs
@@ -221,10 +222,22 @@ export async function holdSharedBroker(t: ExecutionContext, url = SHARED_MQTT_UR
       await sleep(200)
     }
   }
-  t.teardown(async () => {
+  const release = async () => {
     const owner = await readFile(join(dir, 'owner'), 'utf8').catch(() => '')
     if (owner === me) await rm(dir, { recursive: true, force: true })
-  })
+  }
+  t?.teardown(release)
+  return release
+}
+
+/** Fails loudly (never skips) when the shared broker is not there. */
+export async function requireBroker(url = SHARED_MQTT_URL): Promise<void> {
+  try {
+    const c = await connectMqtt(undefined, url, { clientId: `sv-probe-${randomBytes(4).toString('hex')}`, connectTimeoutMs: 3000 })
+    await c.endAsync(true)
+  } catch (e) {
+    throw new Error(`the MQTT broker at ${url} (SV_TEST_MQTT_URL) is not reachable: ${(e as Error).message}; start it: mosquitto -d -c /etc/mosquitto/mosquitto.conf`)
+  }
 }
 
 /** SUBSCRIBE and the granted codes (128 = refused; mqtt.js rejects then, with the SUBACK). */

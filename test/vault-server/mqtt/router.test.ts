@@ -146,3 +146,12 @@ test('router: over an external broker (no publisher id) each client named in the
   t.like(parse(await c.router.handle(external('dev-0', 't2'))), { code: 'SV_RATE_LIMITED' })
   t.is((await c.router.handle(external('dev-1', 't1')))?.topic, replyTopic('request-id', 'dev-1', 'accepted'), 'a duplicate of dev-1 still gets its first reply')
 })
+
+test('router: over an external broker an invalid request that names a usable client is rejected to that client', async (t) => {
+  const c = await setup(t)
+  const out = await c.router.handle({ topic: requestTopic('serial'), payload: Buffer.from(JSON.stringify({ client: 'dev-x', token: 'bad/token', 'api-key': 'k' })) })
+  t.is(out?.topic, replyTopic('serial', 'dev-x', 'rejected'))
+  t.like(parse(out), { code: 'SV_REQUEST_INVALID', status: 400 })
+  // a client id that cannot be a topic level is no reply address
+  t.is(await c.router.handle({ topic: requestTopic('serial'), payload: Buffer.from(JSON.stringify({ client: 'a/+', token: 5 })) }), undefined)
+})

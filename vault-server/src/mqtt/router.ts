@@ -68,6 +68,16 @@ const DEDUP_TTL_MS = 120_000
 const DEDUP_MAX = 10_000
 const BUCKETS_MAX = 100_000
 
+/** The `client` of a payload that failed validation, when it is usable in a reply topic. */
+function clientNamedIn(payload: Buffer): { client?: string } {
+  try {
+    const c = (JSON.parse(payload.toString('utf8')) as { client?: unknown } | null)?.client
+    return typeof c === 'string' && MQTT_CLIENT_ID_RE.test(c) ? { client: c } : {}
+  } catch {
+    return {}
+  }
+}
+
 export class MqttRouter {
   readonly #o: MqttRouterOptions
   readonly #now: () => number
@@ -93,15 +103,15 @@ export class MqttRouter {
     // Over an external broker the publisher's id is not known: rate-limit by the
     // client the payload names (the one whose reply topics get the answer), else by
     // the MQTT 5 response topic; never all devices in one bucket.
-    let parsed: { req?: MqttRequest; err?: unknown } | undefined
+    let parsed: { req?: MqttRequest; err?: unknown; client?: string } | undefined
     if (client === undefined && msg.payload.length <= this.#o.maxPayloadBytes) {
       try {
         parsed = { req: parseMqttRequest(msg.payload) }
       } catch (err) {
-        parsed = { err }
+        parsed = { err, ...clientNamedIn(msg.payload) }
       }
     }
-    const limitKey = client ?? parsed?.req?.client ?? responseTopic ?? 'anonymous'
+    const limitKey = client ?? parsed?.req?.client ?? parsed?.client ?? responseTopic ?? 'anonymous'
     const rate = this.#take(limitKey)
     if (rate === 'drop') return this.#drop(msg, 'rate limit (flood)', false)
 
@@ -137,6 +147,8 @@ export class MqttRouter {
       if (parsed?.err !== undefined) throw parsed.err
       req = parsed?.req ?? parseMqttRequest(msg.payload)
     } catch (e) {
+      // an invalid request that still names a usable client is answered there
+      client ??= parsed?.client
       if (!client && !responseTopic) return this.#drop(msg, 'unparsable payload, no reply address')
       return reply(async () => {
         throw e
