@@ -168,6 +168,9 @@ export class Provisioner {
       }
       if (cp.attempts === 0) cp.attempts = 1
     }
+    // The key must still be there (and be the same) whatever the state: a
+    // lost key is reported now, not after the serial is written.
+    if (cp.state !== 'new') await this.#ensureKey()
     for (;;) {
       signal?.throwIfAborted()
       if (cp.state === 'provisioned') return this.#provisioned()
@@ -329,7 +332,7 @@ export class Provisioner {
     const v = await verifySerialAnswer(
       decodeAnswer(Buffer.from(cp.answer!, 'utf8')),
       { brandId: d.brand, model: d.model, deviceKeyId: cp.keyId! },
-      { anchors: d.trust.anchors, chain: d.trust.chain, now: d.clock.now },
+      { anchors: d.trust.anchors, chain: d.trust.chain, now: () => d.clock.now() },
     )
     logEvent(this.#log, 'info', 'serial.verified', { serial: v.serial.serial, revision: v.serial.revision, signKeyId: v.serial.signKeyId })
     const serialText = encodeStream([v.serial]).toString('utf8')

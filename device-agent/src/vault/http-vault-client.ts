@@ -19,7 +19,7 @@
  * refusal like any other unexpected status.
  */
 import { Buffer } from 'node:buffer'
-import { createHash } from 'node:crypto'
+import { X509Certificate, createHash } from 'node:crypto'
 import { checkServerIdentity, type PeerCertificate } from 'node:tls'
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici'
 import { AgentError } from '../errors.js'
@@ -267,7 +267,7 @@ function pinningIdentityCheck(pins: ReadonlySet<string>): (host: string, cert: P
     if (err) return err
     let c: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = cert
     for (let i = 0; c && i < 16; i++) {
-      if (c.pubkey && pins.has(createHash('sha256').update(c.pubkey).digest('base64'))) return undefined
+      if (c.raw && pins.has(spkiSha256(c.raw))) return undefined
       if (c.issuerCertificate === c) break
       c = c.issuerCertificate
     }
@@ -275,4 +275,14 @@ function pinningIdentityCheck(pins: ReadonlySet<string>): (host: string, cert: P
     mismatch.code = PIN_MISMATCH
     return mismatch
   }
+}
+
+/**
+ * base64 SHA-256 of the certificate's DER SubjectPublicKeyInfo (curl's
+ * --pinnedpubkey sha256//, HPKP). PeerCertificate.pubkey is not that for
+ * EC keys (it is the bare point), so the SPKI is taken from the raw DER.
+ */
+function spkiSha256(raw: Buffer): string {
+  const spki = new X509Certificate(raw).publicKey.export({ type: 'spki', format: 'der' })
+  return createHash('sha256').update(spki).digest('base64')
 }
