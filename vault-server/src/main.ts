@@ -35,6 +35,9 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
   const program = new Command('vault-server')
     .description('Serial vault for Ubuntu Core devices: signs snapd serial assertions for a brand')
     .version(VERSION)
+    // Set before any subcommand is added, which copies it: an unknown option of a
+    // subcommand must be a CommanderError (exit 2), not commander's process.exit(1).
+    .exitOverride()
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
 
