@@ -348,12 +348,14 @@ test('embedded: a duplicate delivery of one (client, token) gets the same reply 
 })
 
 test('embedded: a transient rejection (SV_RATE_LIMITED) is not replayed to a retry of the same token after Retry-After', async (t) => {
-  const c = await setup(t, { ratePerSecond: 2, rateBurst: 1 })
+  // one message per 2 s: the second, right after the first, is limited however slow the machine
+  const c = await setup(t, { ratePerSecond: 0.5, rateBurst: 1 })
   const d = await c.device('retry-1')
   t.is((await mqttRequest(d, 'request-id', { 'api-key': c.v.apiKey })).kind, 'accepted')
   const token = newToken()
   const first = await mqttRequest(d, 'request-id', { 'api-key': c.v.apiKey, token })
   t.is(first.body.code, 'SV_RATE_LIMITED')
+  t.is(first.body['retry-after'], 4, '(1 - (-1)) / 0.5 s until a token is there')
   await sleep(Number(first.body['retry-after']) * 1000 + 100)
   // the device retries with the same token, as a QoS 1 redelivery would carry it
   const inbox = inboxOf(d)

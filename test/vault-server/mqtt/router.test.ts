@@ -155,3 +155,14 @@ test('router: over an external broker an invalid request that names a usable cli
   // a client id that cannot be a topic level is no reply address
   t.is(await c.router.handle({ topic: requestTopic('serial'), payload: Buffer.from(JSON.stringify({ client: 'a/+', token: 5 })) }), undefined)
 })
+
+test('router: retry-after is the time until the next message is served, and honouring it is enough', async (t) => {
+  for (const [rate, burst, expected] of [[0.5, 1, 4], [20, 40, 1], [1, 3, 2]] as const) {
+    const c = await setup(t, { ratePerSecond: rate, rateBurst: burst })
+    for (let i = 0; i < burst; i++) await c.router.handle(ridRequest(c, 'dev', `ok${i}`))
+    const limited = parse(await c.router.handle(ridRequest(c, 'dev', 'limited')))
+    t.like(limited, { code: 'SV_RATE_LIMITED', 'retry-after': expected }, `rate ${rate} burst ${burst}`)
+    c.clock.now += (limited['retry-after'] as number) * 1000
+    t.is((await c.router.handle(ridRequest(c, 'dev', 'after')))?.topic, replyTopic('request-id', 'dev', 'accepted'), `rate ${rate} burst ${burst}`)
+  }
+})

@@ -112,7 +112,7 @@ export class MqttRouter {
       }
     }
     const limitKey = client ?? parsed?.req?.client ?? parsed?.client ?? responseTopic ?? 'anonymous'
-    const rate = this.#take(limitKey)
+    const { rate, retryAfter } = this.#take(limitKey)
     if (rate === 'drop') return this.#drop(msg, 'rate limit (flood)', false)
 
     let req: MqttRequest | undefined
@@ -120,7 +120,7 @@ export class MqttRouter {
     let transient = false
     const reply = async (fn: () => Promise<Record<string, unknown>>): Promise<MqttOutgoing | undefined> => {
       try {
-        if (rate === 'limited') throw new VaultError('SV_RATE_LIMITED', 'too many requests from this client; slow down', { retryAfter: 1 })
+        if (rate === 'limited') throw new VaultError('SV_RATE_LIMITED', 'too many requests from this client; slow down', { retryAfter })
         const body = await fn()
         this.#o.onMessage?.(op, 'accepted')
         return this.#out(op, client, responseTopic, msg.correlationData, 'accepted', { ...(req?.token ? { token: req.token } : {}), ...body })
@@ -206,8 +206,13 @@ export class MqttRouter {
     return out
   }
 
-  /** 'ok', 'limited' (answer SV_RATE_LIMITED) or 'drop' (flood: no answer). */
-  #take(key: string): 'ok' | 'limited' | 'drop' {
+  /**
+   * 'ok', 'limited' (answer SV_RATE_LIMITED) or 'drop' (flood: no answer), and
+   * for 'limited' the seconds until the next message would be 'ok' (what
+   * retry-after promises; it was a fixed 1 s, too soon at low rates or deep in
+   * the burst, so a device that honoured it was refused again).
+   */
+  #take(key: string): { rate: 'ok' | 'limited' | 'drop'; retryAfter: number } {
     const now = this.#now()
     let b = this.#buckets.get(key)
     if (!b) {
@@ -222,8 +227,9 @@ export class MqttRouter {
     // answered again after 2/rate s and served after (burst + 2)/rate s, not only
     // once its whole flood has been paid off at `rate` per second.
     b.tokens = Math.max(b.tokens - 1, -this.#o.rateBurst - 1)
-    if (b.tokens >= 0) return 'ok'
-    return b.tokens >= -this.#o.rateBurst ? 'limited' : 'drop'
+    if (b.tokens >= 0) return { rate: 'ok', retryAfter: 0 }
+    const retryAfter = Math.max(1, Math.ceil((1 - b.tokens) / this.#o.ratePerSecond))
+    return { rate: b.tokens >= -this.#o.rateBurst ? 'limited' : 'drop', retryAfter }
   }
 
   #expire(): void {
