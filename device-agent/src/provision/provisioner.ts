@@ -167,6 +167,8 @@ export class Provisioner {
         logEvent(this.#log, 'info', 'provision.resumed', { state: cp.state, attempt: cp.attempts })
       }
       if (cp.attempts === 0) cp.attempts = 1
+      // Saved at once, so that a crash before the first step still counts as a restart.
+      await this.#save()
     }
     // The key must still be there (and be the same) whatever the state: a
     // lost key is reported now, not after the serial is written.
