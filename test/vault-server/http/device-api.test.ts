@@ -9,6 +9,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import { Buffer } from 'node:buffer'
+import { decodeStream } from '@sv/shared'
 import { readFile } from 'node:fs/promises'
 import { PI_MODEL_HEADERS, startTestVault, type TestVault, type TestVaultOptions } from '../../helpers/vault.js'
 import {
@@ -550,4 +551,53 @@ test('serial: a 2048-bit key made here registers (the default minimum)', async (
   const c = await setup(t)
   const key = await generateDeviceKey(2048)
   t.is(serialOf(await c.reg(key, 'SN-2048')).serial.deviceKeyId, key.id)
+})
+
+test('model: /v1/model (Canonical serial-vault compatible) answers the account, account-key and model; refusals are 401, 400, 415', async (t) => {
+  const c = await setup(t)
+  const post = (headers: Record<string, string>, body: string) => httpRequest(endpoint(c.v.url, 'model'), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
+  const ask = JSON.stringify({ 'brand-id': BRAND, model: MODEL })
+  const r = await post({ 'api-key': c.v.apiKey }, ask)
+  t.is(r.status, 200)
+  t.is(r.headers['content-type'], 'application/x.ubuntu.assertion')
+  const expected = [await readFile(vectorPath('account.assert')), await readFile(vectorPath('account-key.assert')), Buffer.from(await c.modelOf())]
+  t.deepEqual(
+    decodeStream(r.body).map((a) => a.encode()),
+    expected.map((b) => decodeStream(b)[0]!.encode()),
+  )
+  assertError(t, await post({}, ask), 401, 'SV_API_KEY_MISSING')
+  assertError(t, await post({ 'api-key': 'wrong-api-key-0123456789' }, ask), 401, 'SV_API_KEY_INVALID')
+  // an unknown model is not told apart from a key that may not see it
+  assertError(t, await post({ 'api-key': c.v.apiKey }, JSON.stringify({ 'brand-id': BRAND, model: 'nope' })), 401, 'SV_API_KEY_INVALID')
+  assertError(t, await post({ 'api-key': c.v.apiKey }, JSON.stringify({ brand: BRAND })), 400, 'SV_REQUEST_INVALID', { fields: ['brand-id', 'model'] })
+  assertError(t, await post({ 'api-key': c.v.apiKey }, '{"brand-id": '), 400, 'SV_REQUEST_INVALID', { reason: 'json' })
+  assertError(t, await post({ 'api-key': c.v.apiKey, 'content-type': 'text/plain' }, ask), 415, 'SV_MEDIA_TYPE_UNSUPPORTED')
+})
+
+test('timeout: past limits.requestTimeoutMs the answer is 503 (never a 4xx); snapd-style retries with a fresh request-id all get their serial', async (t) => {
+  const c = await setup(t, { config: { limits: { requestTimeoutMs: 100 } } })
+  const n = 20
+  const keys = await generateDeviceKeys(n)
+  const first = await Promise.all(keys.map(async (k, i) => postSerial(c.v.url, c.v.apiKey, await streamFor(c, k, `SN-SLOW-${i}`))))
+  for (const r of first) {
+    if (r.status === 200) continue
+    const b = assertError(t, r, 503, jsonOf<{ code: string }>(r).code)
+    t.true(['SV_TIMEOUT', 'SV_OVERLOADED'].includes(b.code), b.code)
+  }
+  // as snapd does after a status above 500: start over with a new request-id (spec §5.9)
+  const got = new Map<number, string>()
+  for (const [i, r] of first.entries()) if (r.status === 200) got.set(i, serialOf(r).serial.serial)
+  for (let round = 0; round < 10 && got.size < n; round++) {
+    for (const [i, k] of keys.entries()) {
+      if (got.has(i)) continue
+      const r = await postSerial(c.v.url, c.v.apiKey, await streamFor(c, k, `SN-SLOW-${i}`))
+      if (r.status === 200) got.set(i, serialOf(r).serial.serial)
+      else t.is(r.status, 503, r.body.toString())
+    }
+  }
+  t.is(got.size, n)
+  for (const [i, s] of got) t.is(s, `SN-SLOW-${i}`)
+  const issued = await logEntries(c.v, { outcome: 'issued' })
+  t.is(issued.length, n)
+  t.is(new Set(issued.map((e) => e.serial)).size, n)
 })
