@@ -52,15 +52,51 @@ export function hasOwn(m: object, key: string): boolean {
 }
 
 /**
+ * The lines of a header block (as split('\n') gives them), split on demand:
+ * a block refused early costs only the lines read. (Splitting 2 MiB of short
+ * lines up front took 25-100 ms before the first one was even looked at;
+ * found by bench/fuzz-decoder.ts.)
+ */
+class Lines {
+  readonly #text: string
+  readonly #lines: string[] = []
+  #pos = 0
+
+  constructor(text: string) {
+    this.#text = text
+  }
+
+  has(i: number): boolean {
+    this.#fill(i)
+    return i < this.#lines.length
+  }
+
+  /** line i; call only when has(i) */
+  get(i: number): string {
+    this.#fill(i)
+    return this.#lines[i]!
+  }
+
+  #fill(i: number): void {
+    while (this.#lines.length <= i && this.#pos <= this.#text.length) {
+      const nl = this.#text.indexOf('\n', this.#pos)
+      const end = nl === -1 ? this.#text.length : nl
+      this.#lines.push(this.#text.slice(this.#pos, end))
+      this.#pos = end + 1
+    }
+  }
+}
+
+/**
  * Parses a header block (no trailing LF). Throws SV_ASSERTION_INVALID with
  * `details.header` naming the top-level header at fault when known.
  */
 export function parseHeaders(head: string): Headers {
   const headers = newHeaderMap()
-  const lines = head.split('\n')
+  const lines = new Lines(head)
   let i = 0
-  while (i < lines.length) {
-    const entry = lines[i]!
+  while (lines.has(i)) {
+    const entry = lines.get(i)
     const colon = entry.indexOf(':')
     if (colon === -1) throw grammarError(`header entry missing ':' separator: ${quote(entry)}`)
     const name = entry.slice(0, colon)
@@ -78,13 +114,13 @@ export function parseHeaders(head: string): Headers {
   return headers
 }
 
-function parseEntry(consumed: number, first: number, lines: string[], baseIndent: number): [HeaderValue, number] {
-  const entry = lines[first]!
+function parseEntry(consumed: number, first: number, lines: Lines, baseIndent: number): [HeaderValue, number] {
+  const entry = lines.get(first)
   const i = first + 1
   if (consumed === entry.length) {
     const basePrefix = ' '.repeat(baseIndent) + COMMON_PREFIX
-    if (i < lines.length && lines[i]!.startsWith(basePrefix)) {
-      const rest = lines[i]!.slice(basePrefix.length)
+    if (lines.has(i) && lines.get(i).startsWith(basePrefix)) {
+      const rest = lines.get(i).slice(basePrefix.length)
       if (rest.startsWith('-')) return parseList(i, lines, baseIndent)
       if (rest.length > 0 && rest[0] !== ' ') return parseMap(i, lines, baseIndent)
     }
@@ -96,25 +132,25 @@ function parseEntry(consumed: number, first: number, lines: string[], baseIndent
   return [entry.slice(consumed + 1), i]
 }
 
-function parseMultilineText(first: number, lines: string[], baseIndent: number): [string, number] {
+function parseMultilineText(first: number, lines: Lines, baseIndent: number): [string, number] {
   const prefix = ' '.repeat(baseIndent) + MULTILINE_PREFIX
   let j = first
-  while (j < lines.length && lines[j]!.startsWith(prefix)) j++
+  while (lines.has(j) && lines.get(j).startsWith(prefix)) j++
   if (j === first) {
-    const cur = first === lines.length ? 'EOF' : quote(lines[first]!)
-    throw grammarError(`expected ${prefix.length} chars nesting prefix after multiline introduction ${quote(lines[first - 1]!)}: ${cur}`)
+    const cur = lines.has(first) ? quote(lines.get(first)) : 'EOF'
+    throw grammarError(`expected ${prefix.length} chars nesting prefix after multiline introduction ${quote(lines.get(first - 1))}: ${cur}`)
   }
   const parts: string[] = []
-  for (let k = first; k < j; k++) parts.push(lines[k]!.slice(prefix.length))
+  for (let k = first; k < j; k++) parts.push(lines.get(k).slice(prefix.length))
   return [parts.join('\n'), j]
 }
 
-function parseList(first: number, lines: string[], baseIndent: number): [HeaderValue[], number] {
+function parseList(first: number, lines: Lines, baseIndent: number): [HeaderValue[], number] {
   const lst: HeaderValue[] = []
   const prefix = ' '.repeat(baseIndent) + LIST_PREFIX
   let j = first
-  while (j < lines.length) {
-    if (!lines[j]!.startsWith(prefix)) return [lst, j]
+  while (lines.has(j)) {
+    if (!lines.get(j).startsWith(prefix)) return [lst, j]
     let v: HeaderValue
     ;[v, j] = parseEntry(prefix.length, j, lines, baseIndent + LIST_PREFIX.length - 1)
     lst.push(v)
@@ -122,13 +158,13 @@ function parseList(first: number, lines: string[], baseIndent: number): [HeaderV
   return [lst, j]
 }
 
-function parseMap(first: number, lines: string[], baseIndent: number): [HeaderMap, number] {
+function parseMap(first: number, lines: Lines, baseIndent: number): [HeaderMap, number] {
   const m = newHeaderMap()
   const prefix = ' '.repeat(baseIndent) + COMMON_PREFIX
   let j = first
-  while (j < lines.length) {
-    if (!lines[j]!.startsWith(prefix)) return [m, j]
-    const entry = lines[j]!.slice(prefix.length)
+  while (lines.has(j)) {
+    if (!lines.get(j).startsWith(prefix)) return [m, j]
+    const entry = lines.get(j).slice(prefix.length)
     const colon = entry.indexOf(':')
     if (colon === -1) throw grammarError(`map entry missing ':' separator: ${quote(entry)}`)
     const key = entry.slice(0, colon)
