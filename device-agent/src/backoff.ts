@@ -67,6 +67,7 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   if (v === undefined) return undefined
   const text = v.trim()
   if (/^\d+$/.test(text)) return Number(text) * 1000
+  if (!/^[A-Za-z]{3}, /.test(text)) return undefined
   const at = Date.parse(text)
   if (Number.isNaN(at)) return undefined
   return Math.max(0, at - now)

@@ -95,6 +95,8 @@ export function buildProgram(io: CliIo, exit: (code: number) => void): Command {
     .version(VERSION)
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    // Before the subcommands exist, so they inherit it: usage errors become exit codes, never process.exit.
+    .exitOverride()
 
   commonOptions(program.command('provision'))
     .description('register the device with the vault: device key, request-id, serial-request, serial; runs until provisioned')
@@ -467,7 +469,6 @@ async function resetCommand(io: CliIo, f: CommonFlags & { yes: boolean }): Promi
 export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
   let code: number = EXIT.OK
   const program = buildProgram(io, (c) => (code = c))
-  program.exitOverride()
   try {
     await program.parseAsync(argv, { from: 'user' })
     return code

@@ -34,6 +34,14 @@ export interface GenerateKeyOptions {
 
 const MAX_KEY_FILE_BYTES = 16 * 1024
 
+/** The codec's PEM-level reasons, as the agent's stable `details.reason`; anything else is `malformed`. */
+const PEM_REASONS: Record<string, string> = {
+  'no PEM block': 'no-pem',
+  'unsupported PEM label': 'not-private-key',
+  'encrypted PEM': 'encrypted',
+  'bad base64': 'malformed',
+}
+
 /**
  * Generates an RSA key (e = 65537) of `bits` bits in a worker thread with
  * @peculiar/webcrypto and returns its PKCS#8 DER (sensitive: the caller
@@ -102,8 +110,9 @@ export async function createDeviceKey(path: string, bits: number, options: Gener
 
 /**
  * Loads the device key from `path`: undefined when there is no file;
- * `SV_AGENT_KEY_INVALID` (details.reason) when it is not an RSA private key
- * PEM. A file readable by others is put back to 0600.
+ * `SV_AGENT_KEY_INVALID` when it is not an RSA private key PEM, with
+ * details.reason one of no-pem, not-private-key, encrypted, malformed,
+ * not-rsa, too-large. A file readable by others is put back to 0600.
  */
 export async function loadDeviceKey(path: string): Promise<DeviceKey | undefined> {
   let text: Buffer
@@ -124,7 +133,7 @@ export async function loadDeviceKey(path: string): Promise<DeviceKey | undefined
     return deviceKeyFromPkcs8(pkcs8)
   } catch (err) {
     if (err instanceof AgentError) throw err
-    const reason = isVaultError(err) ? String(err.details?.reason ?? 'malformed') : 'malformed'
+    const reason = (isVaultError(err) && PEM_REASONS[String(err.details?.reason)]) || 'malformed'
     // The codec's message never holds key material; Node's parse errors neither.
     throw new AgentError('SV_AGENT_KEY_INVALID', `${path} is not a usable RSA private key`, { details: { reason, path } })
   } finally {

@@ -27,15 +27,16 @@ export async function readHardwareInfo(options: HardwareInfoOptions = {}): Promi
   if (cpu) out.cpu = clean(cpu)
   const board = (await readText(join(root, 'sys/firmware/devicetree/base/model'))) ?? (await readText(join(root, 'sys/class/dmi/id/product_name')))
   if (board) out.board = board
-  const osRelease = await readText(join(root, 'etc/os-release'))
+  const osRelease = await readText(join(root, 'etc/os-release'), false)
   const pretty = osRelease && /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(osRelease)?.[1]
   if (pretty) out.os = clean(pretty)
   return out
 }
 
-async function readText(path: string): Promise<string | undefined> {
+async function readText(path: string, cleaned = true): Promise<string | undefined> {
   try {
-    const text = clean((await readFileBounded(path, MAX)).toString('utf8'))
+    const raw = (await readFileBounded(path, MAX)).toString('utf8')
+    const text = cleaned ? clean(raw) : raw.trim()
     return text === '' ? undefined : text
   } catch {
     return undefined

@@ -68,7 +68,7 @@ test('e2e: the agent process provisions over HTTPS with a new RSA-4096 key, and 
   t.is(typeof timings['request-id-ms'], 'number')
   t.is(timings['request-id-attempts'], 1)
   t.is(timings['serial-attempts'], 0)
-  t.is(entries[0]!.deviceKeyId, generated.keyId)
+  t.is(entries[0]!.deviceKeyId, generated.keyId as string)
 
   // status, human and JSON
   const status = await runAgent(['status', '--json', '--state-dir', stateDir])

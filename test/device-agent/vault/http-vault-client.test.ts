@@ -83,7 +83,7 @@ for (const [title, status, body, headers, code, details] of statusCases) {
     const c = client(t, s.url)
     for (const call of [() => c.requestId(), () => c.serial(Buffer.from('x'))]) {
       const err = await agentError(t, call())
-      t.is(err.code, code)
+      t.is(err.code as string, code)
       t.like(err.details, details)
     }
   })
