@@ -32,9 +32,9 @@ import { VaultConfigSchema } from '../../../vault-server/src/config.js'
 import { createLogger } from '../../../vault-server/src/logger.js'
 import { openVault } from '../../../vault-server/src/vault.js'
 import { generateSelfSigned } from '../../../vault-server/src/tls.js'
-import { ROOT, VECTORS } from '../../helpers/vault.js'
-import { fetchRequestId, generateDeviceKeys, httpRequest, postSerial, serialRequestStream, type DeviceKey } from '../../helpers/device.js'
-import { metricValue } from '../http/api.js'
+import { ROOT, VECTORS, startTestVault } from '../../helpers/vault.js'
+import { fetchRequestId, generateDeviceKeys, httpRequest, jsonOf, postSerial, registerDevice, serialRequestStream, type DeviceKey } from '../../helpers/device.js'
+import { admin as adminCall, metricValue } from '../http/api.js'
 import { PG_URL, SHARED_MQTT_URL, connectMqtt, holdSharedBroker, mqttRequest, mqttRequestId, requireBroker, subscribeReplies } from '../mqtt/mqtt-helpers.js'
 
 const BRAND = 'acme-brand'
@@ -291,4 +291,50 @@ test('scale-out: two vault-server processes on one PostgreSQL schema and one Mos
     t.true(metricValue(metrics, 'sv_serial_outcomes_total', { transport: 'https' }) > 0, `${inst.name} served HTTPS`)
     t.true(metricValue(metrics, 'sv_mqtt_messages_total', { op: 'serial' }) > 0, `${inst.name} took MQTT requests`)
   }
+})
+
+/** A PostgreSQL client for a fresh random schema, dropped (and the client ended) at teardown. */
+async function freshSchema(t: ExecutionContext, prefix: string): Promise<{ db: pg.Client; schema: string }> {
+  const db = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 5000 })
+  await db.connect().catch((e: Error) => {
+    throw new Error(`PostgreSQL at ${PG_URL} (SV_TEST_PG_URL) is not reachable: ${e.message}`)
+  })
+  const schema = `${prefix}_${randomBytes(6).toString('hex')}`
+  t.teardown(async () => {
+    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    await db.end()
+  })
+  return { db, schema }
+}
+
+test('scale-out: a signing key disabled through one instance stops signing on the other within seconds, and comes back when enabled', async (t) => {
+  const { schema } = await freshSchema(t, 'sv_keyoff')
+  const store = { driver: 'postgres', url: PG_URL, schema }
+  // two independent vaults in this process (own pools, signer workers, caches) on one schema and master key
+  const a = await startTestVault(t, { workers: 1, config: { store } })
+  const b = await startTestVault(t, { workers: 1, dataDir: a.dataDir, config: { store } })
+  const keys = await generateDeviceKeys(10)
+  let n = 0
+  const register = (url: string) => {
+    const key = keys[n]!
+    if (!key) throw new Error('out of device keys')
+    return registerDevice(url, a.apiKey, { key, brandId: BRAND, model: 'acme-pi-gateway', serial: `OFF${n++}` })
+  }
+  t.is((await register(b.url)).status, 200, 'B has the signing key loaded')
+  const keyId = (await a.vault.services.models.get(BRAND, 'acme-pi-gateway')).signingKeyId
+  t.is((await adminCall(a, 'POST', `admin/keys/${keyId}/disable`)).status, 200)
+  const onA = await register(a.url)
+  t.is(onA.status, 503)
+  t.is(jsonOf(onA).code, 'SV_SIGNING_KEY_UNAVAILABLE')
+  // B learns it from the shared store within its re-check interval
+  const until = Date.now() + 6000
+  let onB = await register(b.url)
+  while (onB.status === 200 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 1000))
+    onB = await register(b.url)
+  }
+  t.is(onB.status, 503, 'B still signs with a key disabled through A')
+  t.is(jsonOf(onB).code, 'SV_SIGNING_KEY_UNAVAILABLE')
+  t.is((await adminCall(b, 'POST', `admin/keys/${keyId}/enable`)).status, 200)
+  t.is((await register(a.url)).status, 200, 'A signs again once the key is enabled through B')
 })

@@ -108,7 +108,9 @@ export interface KeyStore {
 
   /**
    * Enables or disables a key. Disabling takes effect at once in this
-   * process: the key is unloaded and its signers stop. SV_KEY_NOT_FOUND.
+   * process: the key is unloaded and its signers stop. Other processes
+   * sharing the store stop signing with it within seconds (SealedKeyStore
+   * re-reads a loaded key's flag every 2 s). SV_KEY_NOT_FOUND.
    */
   setEnabled(keyId: string, enabled: boolean): Promise<void>
 

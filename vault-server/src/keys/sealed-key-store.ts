@@ -66,6 +66,9 @@ function mismatch(reason: string, message: string, details: Record<string, unkno
   throw new VaultError('SV_KEY_IMPORT_MISMATCH', message, { details: { reason, ...details } })
 }
 
+/** How stale a loaded key's `enabled` flag may get when another instance disables it. */
+const ENABLED_RECHECK_MS = 2000
+
 export class SealedKeyStore implements KeyStore {
   readonly #store: SigningKeyRepository
   readonly #masterKey: MasterKey
@@ -77,6 +80,8 @@ export class SealedKeyStore implements KeyStore {
   readonly #publicKeys = new Map<string, PublicKey>()
   /** Bumped when a key is disabled, so a load that was already running does not re-add it. */
   readonly #epochs = new Map<string, number>()
+  /** when each loaded key's `enabled` flag was last read from the store */
+  readonly #checkedAt = new Map<string, number>()
 
   constructor(options: SealedKeyStoreOptions) {
     this.#store = options.store
@@ -130,6 +135,7 @@ export class SealedKeyStore implements KeyStore {
 
   signer(keyId: string): Promise<AssertionSigner> {
     let loading = this.#signers.get(keyId)
+    if (loading && this.#now() - (this.#checkedAt.get(keyId) ?? 0) >= ENABLED_RECHECK_MS) return this.#recheck(keyId, loading)
     if (!loading) {
       loading = this.#load(keyId)
       this.#signers.set(keyId, loading)
@@ -142,6 +148,28 @@ export class SealedKeyStore implements KeyStore {
     return loading
   }
 
+  /**
+   * Several vault instances share the store: a key disabled through another
+   * instance was unloaded only there, and this one kept signing with it until
+   * restarted. So a loaded key's `enabled` flag is read again from the store
+   * at most every ENABLED_RECHECK_MS (one caller reads, the others meanwhile
+   * use the loaded signer).
+   */
+  async #recheck(keyId: string, loaded: Promise<AssertionSigner>): Promise<AssertionSigner> {
+    this.#checkedAt.set(keyId, this.#now())
+    const record = await this.#store.getSigningKey(keyId)
+    if (record?.enabled) return loaded
+    this.#unload(keyId)
+    throw new VaultError('SV_SIGNING_KEY_UNAVAILABLE', 'signing key is disabled', { details: { keyId } })
+  }
+
+  #unload(keyId: string): void {
+    this.#epochs.set(keyId, (this.#epochs.get(keyId) ?? 0) + 1)
+    this.#signers.delete(keyId)
+    this.#checkedAt.delete(keyId)
+    this.#pool.removeKey(keyId)
+  }
+
   async publicKey(keyId: string): Promise<PublicKey> {
     const cached = this.#publicKeys.get(keyId)
     if (cached) return cached
@@ -151,9 +179,7 @@ export class SealedKeyStore implements KeyStore {
   async setEnabled(keyId: string, enabled: boolean): Promise<void> {
     if (!enabled) {
       // Unload first: whatever happens to the store write, the key stops signing now.
-      this.#epochs.set(keyId, (this.#epochs.get(keyId) ?? 0) + 1)
-      this.#signers.delete(keyId)
-      this.#pool.removeKey(keyId)
+      this.#unload(keyId)
     }
     await this.#store.setSigningKeyEnabled(keyId, enabled)
   }
@@ -166,6 +192,7 @@ export class SealedKeyStore implements KeyStore {
     const epoch = this.#epochs.get(keyId) ?? 0
     const record = await this.#record(keyId)
     if (!record.enabled) throw new VaultError('SV_SIGNING_KEY_UNAVAILABLE', 'signing key is disabled', { details: { keyId } })
+    this.#checkedAt.set(keyId, this.#now())
     const publicKey = this.#publicKeyOf(record)
     const pkcs8 = unseal(this.#masterKey, record.sealed, sealContext(keyId))
     try {
