@@ -12,6 +12,7 @@ type Bench = (argv: string[]) => Promise<BenchResult>
 const BENCHES: Record<string, () => Promise<Bench>> = {
   codec: async () => (await import('./codec.js')).codecBench,
   vault: async () => (await import('./vault.js')).vaultBench,
+  scale: async () => (await import('./scale.js')).scaleBench,
 }
 
 const argv = process.argv.slice(2)
