@@ -2,7 +2,7 @@
  * The `device-agent` command: composition root and CLI. The only module that
  * names concrete implementations (HttpVaultClient, NodeSerialLink, the file
  * checkpoint store). Heavy modules are loaded only by the commands that need
- * them (undici for provision, serialport for a serialport source, yaml for a
+ * them (the HTTP client for provision, serialport for a serialport source, yaml for a
  * YAML config file), which keeps the agent's memory small on a Pi.
  *
  *   device-agent provision [--once] [options]   run until provisioned

@@ -9,7 +9,9 @@
  * {@link BoundedLineParser} adds the bound.
  */
 
-import { ReadlineParser } from 'serialport'
+// The parser package itself, not the serialport meta-package: that one loads
+// every binding and parser (about 10 MB) into an agent that may never open a port.
+import { ReadlineParser } from '@serialport/parser-readline'
 
 export const DEFAULT_DELIMITER = '\r\n'
 export const DEFAULT_MAX_LINE_LENGTH = 1024

@@ -1,5 +1,5 @@
 /**
- * VaultClient over HTTP(S) with undici, speaking what snapd's device manager
+ * VaultClient over HTTP(S), speaking what snapd's device manager
  * speaks (spec §5.5-§5.8), so it works against our vault and against
  * Canonical's serial-vault alike (same endpoints, `api-key` header, plain
  * http or TLS):
@@ -10,21 +10,20 @@
  *                                  Snap-Device-Capabilities: serial-stream
  *                                  -> 200/201 stream | 202 poll later | error
  *
- * Transport: the vault's CA bundle (`ca`, replacing the built-in roots) and
- * optional SPKI pins checked on every new connection; proxies as curl and
- * snapd read them (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, resolved by config.ts);
- * snapd's timeouts: connect (TLS handshake) 10 s, response headers 15 s, the
- * whole request 30 s. Redirects are not followed: snapd turns a redirected
- * POST into a GET, which no device service answers usefully, so a 3xx is a
- * refusal like any other unexpected status.
+ * Transport (http-transport.ts, node:http/https): the vault's CA bundle
+ * (`ca`, replacing the built-in roots) and optional SPKI pins checked on
+ * every new connection; proxies as curl and snapd read them (HTTPS_PROXY,
+ * HTTP_PROXY, NO_PROXY, resolved by config.ts); snapd's timeouts: connect
+ * (TLS handshake) 10 s, response headers 15 s, the whole request 30 s.
+ * Redirects are not followed: snapd turns a redirected POST into a GET, which
+ * no device service answers usefully, so a 3xx is a refusal like any other
+ * unexpected status.
  */
-import { Buffer } from 'node:buffer'
-import { X509Certificate, createHash } from 'node:crypto'
-import { checkServerIdentity, type PeerCertificate } from 'node:tls'
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici'
+import type { Buffer } from 'node:buffer'
 import { AgentError } from '../errors.js'
 import { parseRetryAfter } from '../backoff.js'
 import type { SerialAnswer, VaultClient } from './vault-client.js'
+import { AnswerTooLargeError, HttpTransport, PIN_MISMATCH, type RawAnswer } from './http-transport.js'
 
 export interface HttpVaultClientOptions {
   /** device-service base URL (a `/` is appended to the path when missing) */
@@ -50,12 +49,11 @@ type Step = 'request-id' | 'serial'
 
 const ASSERTION_MEDIA_TYPE = 'application/x.ubuntu.assertion'
 const MAX_ERROR_BODY = 64 * 1024
-const PIN_MISMATCH = 'ERR_AGENT_PIN_MISMATCH'
 
 /** Errno codes snapd's netutil treats as "no network yet" (spec §5.9). */
 const NO_NETWORK = new Set(['ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN'])
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
-const RESETS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED'])
+const TIMEOUTS = new Set(['ERR_AGENT_CONNECT_TIMEOUT', 'ERR_AGENT_HEADERS_TIMEOUT', 'ETIMEDOUT'])
+const RESETS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE'])
 const UNTRUSTED = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -72,7 +70,7 @@ export class HttpVaultClient implements VaultClient {
   readonly endpoint: string
   readonly #base: URL
   readonly #o: HttpVaultClientOptions
-  readonly #dispatcher: Dispatcher
+  readonly #transport: HttpTransport
   readonly #now: () => number
   #closed = false
 
@@ -86,22 +84,14 @@ export class HttpVaultClient implements VaultClient {
     this.endpoint = base.href
     this.#o = options
     this.#now = options.now ?? Date.now
-    const pins = new Set(options.pins ?? [])
-    const tls = {
+    this.#transport = new HttpTransport({
       ...(options.ca !== undefined ? { ca: options.ca } : {}),
-      ...(pins.size > 0 ? { checkServerIdentity: pinningIdentityCheck(pins) } : {}),
-    }
-    const common = {
-      headersTimeout: options.headersTimeoutMs ?? 15_000,
-      bodyTimeout: options.totalTimeoutMs ?? 30_000,
-      connect: { ...tls, timeout: options.connectTimeoutMs ?? 10_000 },
-    }
-    const proxy = options.proxy ?? {}
-    // Empty strings, not undefined: undici would otherwise read process.env itself.
-    this.#dispatcher =
-      proxy.http || proxy.https
-        ? new EnvHttpProxyAgent({ ...common, httpProxy: proxy.http ?? '', httpsProxy: proxy.https ?? proxy.http ?? '', noProxy: proxy.noProxy ?? '', requestTls: tls })
-        : new Agent(common)
+      pins: options.pins ?? [],
+      ...(options.proxy ? { proxy: options.proxy } : {}),
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      headersTimeoutMs: options.headersTimeoutMs ?? 15_000,
+      userAgent: options.userAgent ?? 'device-agent',
+    })
   }
 
   async requestId(signal?: AbortSignal): Promise<string> {
@@ -133,7 +123,7 @@ export class HttpVaultClient implements VaultClient {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.#dispatcher.close().catch(() => undefined)
+    this.#transport.close()
   }
 
   async #post(step: Step, body: Buffer | undefined, extra: Record<string, string>, signal: AbortSignal | undefined): Promise<RawAnswer> {
@@ -145,37 +135,25 @@ export class HttpVaultClient implements VaultClient {
     for (const [k, v] of Object.entries(this.#o.headers ?? {})) headers[k.toLowerCase()] = v
     if (this.#o.apiKey !== undefined) headers['api-key'] = this.#o.apiKey
     Object.assign(headers, extra)
-    const total = AbortSignal.timeout(this.#o.totalTimeoutMs ?? 30_000)
+    const totalMs = this.#o.totalTimeoutMs ?? 30_000
+    const total = AbortSignal.timeout(totalMs)
     const combined = signal ? AbortSignal.any([signal, total]) : total
+    const maxOk = this.#o.maxAnswerBytes ?? 1024 * 1024
     try {
-      const res = await request(url, { method: 'POST', headers, body: body ?? null, dispatcher: this.#dispatcher, signal: combined })
-      const limit = res.statusCode >= 200 && res.statusCode < 300 ? (this.#o.maxAnswerBytes ?? 1024 * 1024) : MAX_ERROR_BODY
-      const chunks: Buffer[] = []
-      let size = 0
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length
-        if (size > limit) {
-          res.body.destroy()
-          throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', `the ${step} answer is larger than ${limit} bytes`, { details: { step, reason: 'bad-answer', status: res.statusCode, limit } })
-        }
-        chunks.push(chunk)
-      }
-      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
+      const res = await this.#transport.post(url, headers, body, maxOk, combined)
+      if ((res.status < 200 || res.status >= 300) && res.body.length > MAX_ERROR_BODY) res.body = res.body.subarray(0, MAX_ERROR_BODY)
+      return res
     } catch (err) {
-      if (err instanceof AgentError) throw err
       if (signal?.aborted) throw signal.reason
       if (total.aborted) {
-        throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', `${step}: no complete answer within ${this.#o.totalTimeoutMs ?? 30_000} ms`, { details: { step, reason: 'timeout' }, cause: err })
+        throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', `${step}: no complete answer within ${totalMs} ms`, { details: { step, reason: 'timeout' }, cause: err })
+      }
+      if (err instanceof AnswerTooLargeError) {
+        throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', `the ${step} answer is larger than ${err.limit} bytes`, { details: { step, reason: 'bad-answer', status: err.status, limit: err.limit } })
       }
       throw transportError(step, err)
     }
   }
-}
-
-interface RawAnswer {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  body: Buffer
 }
 
 /** The vault's own error body, ours ({code, message, requestId}), Canonical's ({error_code, message}) or snapd's ({error_list}). */
@@ -221,7 +199,7 @@ function statusError(step: Step, res: RawAnswer, now: number): AgentError {
   return new AgentError('SV_AGENT_VAULT_REFUSED', `${step}: the vault refused with ${res.status}${said}${code}`, { details: { step, status: res.status, ...body } })
 }
 
-/** All `code`s along an error's cause chain (undici wraps socket and TLS errors). */
+/** All `code`s along an error's cause chain. */
 function codesOf(err: unknown): string[] {
   const codes: string[] = []
   let e: unknown = err
@@ -254,35 +232,4 @@ function transportError(step: Step, err: unknown): AgentError {
   // yet, so the agent keeps trying (counted).
   if (codes.includes('ENOTFOUND')) return make('SV_AGENT_VAULT_UNAVAILABLE', 'dns', 'ENOTFOUND')
   return make('SV_AGENT_VAULT_UNAVAILABLE', 'transport', codes[0])
-}
-
-/**
- * Node's host name check, then the pins: some certificate of the presented
- * chain (leaf, intermediate or root) must have one of the pinned SPKI
- * digests. Runs after the CA check, so a pin narrows trust, never widens it.
- */
-function pinningIdentityCheck(pins: ReadonlySet<string>): (host: string, cert: PeerCertificate) => Error | undefined {
-  return (host, cert) => {
-    const err = checkServerIdentity(host, cert)
-    if (err) return err
-    let c: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = cert
-    for (let i = 0; c && i < 16; i++) {
-      if (c.raw && pins.has(spkiSha256(c.raw))) return undefined
-      if (c.issuerCertificate === c) break
-      c = c.issuerCertificate
-    }
-    const mismatch = new Error(`no certificate presented by ${host} matches a configured pin`) as Error & { code: string }
-    mismatch.code = PIN_MISMATCH
-    return mismatch
-  }
-}
-
-/**
- * base64 SHA-256 of the certificate's DER SubjectPublicKeyInfo (curl's
- * --pinnedpubkey sha256//, HPKP). PeerCertificate.pubkey is not that for
- * EC keys (it is the bare point), so the SPKI is taken from the raw DER.
- */
-function spkiSha256(raw: Buffer): string {
-  const spki = new X509Certificate(raw).publicKey.export({ type: 'spki', format: 'der' })
-  return createHash('sha256').update(spki).digest('base64')
 }

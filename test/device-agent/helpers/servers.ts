@@ -59,6 +59,8 @@ export interface TestServer {
   server: Server
   /** every request seen: method, path, headers, body, time (performance.now()) */
   requests: { method: string; path: string; headers: IncomingMessage['headers']; body: Buffer; at: number }[]
+  /** connections accepted so far */
+  connections(): number
   close(): Promise<void>
 }
 
@@ -66,6 +68,7 @@ export interface TestServer {
 export async function startServer(t: ExecutionContext | undefined, handler: Handler, options: { tls?: TestCert; port?: number; prefix?: string } = {}): Promise<TestServer> {
   const requests: TestServer['requests'] = []
   const sockets = new Set<Socket>()
+  let connections = 0
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -79,6 +82,7 @@ export async function startServer(t: ExecutionContext | undefined, handler: Hand
     })
   }
   const server: Server = options.tls ? (createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, listener) as unknown as Server) : createHttpServer(listener)
+  server.on(options.tls ? 'secureConnection' : 'connection', () => connections++)
   server.on('connection', (s: Socket) => {
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
@@ -94,6 +98,7 @@ export async function startServer(t: ExecutionContext | undefined, handler: Hand
     port,
     server,
     requests,
+    connections: () => connections,
     close: async () => {
       if (closed) return
       closed = true

@@ -2,6 +2,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { AgentError } from '../../../device-agent/src/errors.js'
 import { HttpVaultClient, type HttpVaultClientOptions } from '../../../device-agent/src/vault/http-vault-client.js'
+import { proxyFor } from '../../../device-agent/src/vault/http-transport.js'
 import { freePort, makeCert, sendJson, startConnectProxy, startServer, type Handler, type TestCert } from '../helpers/servers.js'
 
 const certs: { good?: Promise<TestCert>; future?: Promise<TestCert>; other?: Promise<TestCert> } = {}
@@ -183,4 +184,48 @@ test('http client: HTTPS through a CONNECT proxy, with the CA and the pin; NO_PR
   t.is(proxy.connects.length, 1)
   const err = await agentError(t, client(t, s.url, { ca: (await otherCert()).certPem, proxy: { https: proxy.url } }).requestId())
   t.is(err.code, 'SV_AGENT_TLS_FAILED', 'the origin certificate is still checked through the tunnel')
+})
+
+test('http client: request-id and serial share one keep-alive connection', async (t) => {
+  const cert = await goodCert()
+  const s = await startServer(t, ok, { tls: cert })
+  const c = client(t, s.url, { ca: cert.certPem })
+  await c.requestId()
+  await c.serial(Buffer.from('x'))
+  await c.requestId()
+  t.is(s.connections(), 1)
+})
+
+test('http client: plain http through a proxy sends the absolute URI to the proxy', async (t) => {
+  const proxy = await startServer(t, ok, { prefix: '' })
+  const c = client(t, 'http://vault.invalid:8080/v1/', { proxy: { http: `http://user:pa%20ss@127.0.0.1:${proxy.port}` } })
+  t.is(await c.requestId(), 'REQ-1')
+  t.is(proxy.requests[0]!.path, 'http://vault.invalid:8080/v1/request-id')
+  t.is(proxy.requests[0]!.headers.host, 'vault.invalid:8080')
+  t.is(proxy.requests[0]!.headers['proxy-authorization'], `Basic ${Buffer.from('user:pa ss').toString('base64')}`)
+})
+
+test('http client: a proxy that refuses the tunnel is a temporary failure', async (t) => {
+  const proxy = await startServer(t, ok, { prefix: '' })
+  proxy.server.on('connect', (_req, socket: import('node:net').Socket) => socket.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n'))
+  const err = await agentError(t, client(t, 'https://vault.invalid/v1/', { proxy: { https: `http://127.0.0.1:${proxy.port}` } }).requestId())
+  t.is(err.code, 'SV_AGENT_VAULT_UNAVAILABLE')
+  t.like(err.details, { reason: 'transport', code: 'ERR_AGENT_PROXY' })
+})
+
+test('proxyFor: HTTPS_PROXY else HTTP_PROXY for https, HTTP_PROXY for http, NO_PROXY like curl', (t) => {
+  const p = { https: 'http://sp:3128', http: 'http://hp:3128', noProxy: 'localhost, .corp.example,10.0.0.1 other.example:8443' }
+  const via = (u: string, proxy: typeof p | { http?: string; https?: string; noProxy?: string } = p) => proxyFor(new URL(u), proxy)?.host
+  t.is(via('https://vault.example/v1/'), 'sp:3128')
+  t.is(via('http://vault.example/v1/'), 'hp:3128')
+  t.is(via('https://vault.example/v1/', { http: 'hp:3128' }), 'hp:3128', 'no scheme: http:// assumed; http proxy used for https too')
+  t.is(via('https://localhost:8443/v1/'), undefined)
+  t.is(via('https://vault.corp.example/v1/'), undefined)
+  t.is(via('https://corp.example/v1/'), undefined)
+  t.is(via('https://10.0.0.1/v1/'), undefined)
+  t.is(via('https://other.example:8443/v1/'), undefined)
+  t.is(via('https://other.example/v1/'), 'sp:3128', 'port must match when given')
+  t.is(via('https://notcorp.example/v1/'), 'sp:3128')
+  t.is(via('https://x/v1/', { https: 'http://sp', noProxy: '*' }), undefined)
+  t.is(via('https://x/v1/', {}), undefined)
 })
