@@ -155,20 +155,19 @@ export class Provisioner {
     const { once = false, signal } = options
     this.#signal = signal
     const d = this.#d
-    const cp = (await d.checkpoints.load()) ?? initialCheckpoint()
+    const saved = await d.checkpoints.load()
+    const cp = saved ?? initialCheckpoint()
     this.#cp = cp
     this.#checkIdentity()
     cp.brand = d.brand
     cp.model = d.model
     cp.firstStartedAt ??= d.clock.now()
     if (cp.state !== 'provisioned') {
-      if (cp.state !== 'new' || cp.attempts > 0) {
+      if (saved) {
         cp.counters.restarts++
         logEvent(this.#log, 'info', 'provision.resumed', { state: cp.state, attempt: cp.attempts })
       }
       if (cp.attempts === 0) cp.attempts = 1
-      // Saved at once, so that a crash before the first step still counts as a restart.
-      await this.#save()
     }
     // The key must still be there (and be the same) whatever the state: a
     // lost key is reported now, not after the serial is written.

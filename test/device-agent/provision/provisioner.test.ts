@@ -180,7 +180,7 @@ for (const point of PAUSE_POINTS) {
     if (r.vault.serialBodies.length > 1) t.deepEqual(r.vault.serialBodies[1], r.vault.serialBodies[0])
     const cp = await r.store.load()
     t.is(cp?.state, 'provisioned')
-    t.is(cp?.counters.restarts, 1)
+    t.is(cp?.counters.restarts, 1, 'the thrown crash still saved the state (a SIGKILL would not: see e2e/crash.test.ts)')
     t.is(cp?.keyId, KEY.publicKey.id)
   })
 }
