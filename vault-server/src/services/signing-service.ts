@@ -255,57 +255,66 @@ export class SigningService {
       ctx.serial = serial
     }
 
-    // 10. sign, bind and log atomically, answer
-    const revision = expectRevision + 1
-    const now = this.#now()
-    const signStart = performance.now()
-    const signer = await this.#o.keys.signer(rec.signingKeyId)
-    const serialA = await signAssertion(
-      'serial',
-      {
-        'authority-id': req.brandId,
-        revision: String(revision),
-        'brand-id': req.brandId,
+    // 10. sign, bind and log atomically, answer. Under the reissue policy a
+    // concurrent request of another key may bind this serial first: then this
+    // one is the next revision (as it would be a moment later), so sign again.
+    for (let attempt = 1; ; attempt++) {
+      const revision = expectRevision + 1
+      const now = this.#now()
+      const signStart = performance.now()
+      const signer = await this.#o.keys.signer(rec.signingKeyId)
+      const serialA = await signAssertion(
+        'serial',
+        {
+          'authority-id': req.brandId,
+          revision: String(revision),
+          'brand-id': req.brandId,
+          model: req.model,
+          serial,
+          'device-key': req.headerString('device-key'),
+          'device-key-sha3-384': req.deviceKey.id,
+          timestamp: formatRfc3339(now),
+        },
+        this.#o.copyBody ? req.body : undefined,
+        signer,
+      )
+      timing.signingMs = performance.now() - signStart
+      const binding: SerialBinding = {
+        brandId: req.brandId,
         model: req.model,
         serial,
-        'device-key': req.headerString('device-key'),
-        'device-key-sha3-384': req.deviceKey.id,
-        timestamp: formatRfc3339(now),
-      },
-      this.#o.copyBody ? req.body : undefined,
-      signer,
-    )
-    timing.signingMs = performance.now() - signStart
-    const binding: SerialBinding = {
-      brandId: req.brandId,
-      model: req.model,
-      serial,
-      deviceKeyId: req.deviceKey.id,
-      revision,
-      serialAssertion: serialA.encode().toString('utf8'),
-      requestId: req.requestId,
-      issuedAt: now,
-      released: false,
-    }
-    const entry: LogEntry = { ...ctx, id: createLogId(now), time: now, outcome, serial, revision } as LogEntry
-    try {
-      await store.bindSerial(binding, entry, expectRevision)
-    } catch (e) {
-      // Lost a race with a concurrent request for the same serial: if it bound
-      // this very device key, this is an identical retry after all.
-      if (e instanceof VaultError && e.code === 'SV_SERIAL_TAKEN') {
-        const now2 = await store.getSerialBinding(req.brandId, req.model, serial)
-        if (now2 && now2.deviceKeyId === req.deviceKey.id) return this.#answer(now2, 'retried', rec)
+        deviceKeyId: req.deviceKey.id,
+        revision,
+        serialAssertion: serialA.encode().toString('utf8'),
+        requestId: req.requestId,
+        issuedAt: now,
+        released: false,
       }
-      // Assigned serials: the concurrent request of this same key drew another number
-      // and bound it first (a device that retried before its first answer came).
-      if (e instanceof VaultError && e.code === 'SV_DEVICE_KEY_TAKEN' && rec.serialPolicy.kind === 'assign') {
-        const now2 = await store.getSerialBindingByDeviceKey(req.brandId, req.model, req.deviceKey.id)
-        if (now2) return this.#answer(now2, 'retried', rec)
+      const entry: LogEntry = { ...ctx, id: createLogId(now), time: now, outcome, serial, revision } as LogEntry
+      try {
+        await store.bindSerial(binding, entry, expectRevision)
+      } catch (e) {
+        // Lost a race with a concurrent request for the same serial: if it bound
+        // this very device key, this is an identical retry after all.
+        if (e instanceof VaultError && e.code === 'SV_SERIAL_TAKEN') {
+          const now2 = await store.getSerialBinding(req.brandId, req.model, serial)
+          if (now2 && now2.deviceKeyId === req.deviceKey.id) return this.#answer(now2, 'retried', rec)
+          if (now2 && rec.duplicatePolicy === 'reissue' && attempt < 3) {
+            expectRevision = now2.revision
+            outcome = 'reissued'
+            continue
+          }
+        }
+        // Assigned serials: the concurrent request of this same key drew another number
+        // and bound it first (a device that retried before its first answer came).
+        if (e instanceof VaultError && e.code === 'SV_DEVICE_KEY_TAKEN' && rec.serialPolicy.kind === 'assign') {
+          const now2 = await store.getSerialBindingByDeviceKey(req.brandId, req.model, req.deviceKey.id)
+          if (now2) return this.#answer(now2, 'retried', rec)
+        }
+        throw e
       }
-      throw e
+      return this.#answer(binding, outcome, rec)
     }
-    return this.#answer(binding, outcome, rec)
   }
 
   async #modelFor(brandId: string, model: string, apiKey: string): Promise<ModelRecord> {
