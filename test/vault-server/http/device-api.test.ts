@@ -601,3 +601,58 @@ test('timeout: past limits.requestTimeoutMs the answer is 503 (never a 4xx); sna
   t.is(issued.length, n)
   t.is(new Set(issued.map((e) => e.serial)).size, n)
 })
+
+test('races: two keys asking for one serial at once: one gets it, the other 409 SV_SERIAL_TAKEN; one key asking twice at once gets one serial', async (t) => {
+  const c = await setup(t)
+  const keys = await generateDeviceKeys(8)
+  for (let i = 0; i < 4; i++) {
+    const pair = [keys[2 * i]!, keys[2 * i + 1]!]
+    const rs = await Promise.all(pair.map((k) => c.reg(k, `SN-RACE-${i}`)))
+    t.deepEqual(
+      rs.map((r) => r.status).sort(),
+      [200, 409],
+      rs.map((r) => r.body.toString().slice(0, 200)).join(' / '),
+    )
+    const won = rs.findIndex((r) => r.status === 200)
+    assertError(t, rs[1 - won]!, 409, 'SV_SERIAL_TAKEN', { serial: `SN-RACE-${i}` })
+    t.is(serialOf(rs[won]!).serial.deviceKeyId, pair[won]!.id)
+  }
+  t.deepEqual(
+    (await logEntries(c.v)).map((e) => e.outcome).sort(),
+    ['issued', 'issued', 'issued', 'issued', 'refused', 'refused', 'refused', 'refused'],
+  )
+  const same = await Promise.all([0, 1, 2].map(() => c.reg(fixtureDeviceKey('device'), 'SN-SAME')))
+  t.deepEqual(
+    same.map((r) => r.status),
+    [200, 200, 200],
+  )
+  t.true(same.every((r) => r.body.equals(same[0]!.body)))
+  t.is((await logEntries(c.v, { serial: 'SN-SAME' })).length, 1)
+})
+
+test('races: under the reissue policy two keys asking for one serial at once both get it, as revisions 1 and 2', async (t) => {
+  // Regression: the loser of the bind race answered 409 SV_SERIAL_TAKEN, which the
+  // reissue policy never does; a moment later it would have been revision 2.
+  const c = await setup(t, { models: [{ name: 'acme-reissue', duplicatePolicy: 'reissue' }] })
+  const keys = await generateDeviceKeys(8)
+  for (let i = 0; i < 4; i++) {
+    const pair = [keys[2 * i]!, keys[2 * i + 1]!]
+    const rs = await Promise.all(pair.map((k) => c.reg(k, `SN-RR-${i}`, { model: 'acme-reissue' })))
+    t.deepEqual(
+      rs.map((r) => r.status),
+      [200, 200],
+      rs.map((r) => r.body.toString().slice(0, 200)).join(' / '),
+    )
+    const serials = rs.map((r) => serialOf(r).serial)
+    t.deepEqual(serials.map((s) => s.revision).sort(), [1, 2])
+    const latest = serials.find((s) => s.revision === 2)!
+    t.like((await adminJson<{ binding: object }>(c.v, 'GET', `admin/serials/${BRAND}/acme-reissue/SN-RR-${i}`)).binding, { revision: 2, deviceKeyId: latest.deviceKeyId })
+    t.deepEqual(
+      (await logEntries(c.v, { serial: `SN-RR-${i}` })).map((e) => [e.outcome, e.revision]),
+      [
+        ['issued', 1],
+        ['reissued', 2],
+      ],
+    )
+  }
+})
