@@ -1,4 +1,5 @@
 import test from 'ava'
+import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { AgentError } from '../../device-agent/src/errors.js'
 import { agentPaths, loadAgentConfig, normalisePin, printableConfig, setYamlParser, type LoadAgentConfigInput } from '../../device-agent/src/config.js'
@@ -130,4 +131,14 @@ test('config: pins in every usual spelling normalise to the same base64', (t) =>
   t.is(normalisePin(hex), b64)
   t.is(normalisePin(hex.replace(/(..)(?!$)/g, '$1:').toUpperCase()), b64)
   t.is(normalisePin('sha256/short'), undefined)
+})
+
+test('config: the packaged example (device-agent/packaging/agent.yaml.example) is valid for provision', (t) => {
+  const path = new URL('../../device-agent/packaging/agent.yaml.example', import.meta.url).pathname
+  const { config } = loadAgentConfig({ flags: {}, env: {}, readFile: (p) => readFileSync(p, 'utf8'), configFile: path, purpose: 'provision' })
+  t.is(config.brand, 'acme-brand')
+  t.deepEqual(
+    config.serial.sources.map((s) => s.kind),
+    ['devicetree', 'dmi', 'serialport'],
+  )
 })
