@@ -159,6 +159,30 @@ async function startMosquitto(dir: string): Promise<{ url: string; child: ChildP
 interface Result {
   rate: number
   latencies: number[]
+  /** CPU ms per serial: the vault processes (all threads), the broker, this load generator */
+  cpu?: { vault: number; broker: number; client: number }
+}
+
+/** CPU time (user + system, all threads) of a process so far, in ms (Linux /proc). */
+async function cpuMs(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // fields from the 3rd: utime is the 14th of the line, stime the 15th (clock ticks, 100 per second)
+  return ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * 10
+}
+
+/** Runs `fn` (which sends `n` serials) and adds the CPU cost per serial of each party. */
+async function withCpu(n: number, vaults: ChildProcess[], broker: ChildProcess | undefined, fn: () => Promise<Result>): Promise<Result> {
+  const v0 = await Promise.all(vaults.map((c) => cpuMs(c.pid)))
+  const b0 = await cpuMs(broker?.pid)
+  const c0 = process.cpuUsage()
+  const r = await fn()
+  const c1 = process.cpuUsage(c0)
+  const v1 = await Promise.all(vaults.map((c) => cpuMs(c.pid)))
+  const b1 = await cpuMs(broker?.pid)
+  const vault = v1.reduce((a, x, i) => a + x - v0[i]!, 0)
+  return { ...r, cpu: { vault: vault / n, broker: (b1 - b0) / n, client: (c1.user + c1.system) / 1000 / n } }
 }
 
 export async function scaleBench(argv: string[]): Promise<BenchResult> {
@@ -263,7 +287,8 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
         const c = await mqtt.connectAsync(url, { clientId: id, username: id, password: apiKey, protocolVersion: 4, reconnectPeriod: 0, ca: certPem, connectTimeout: 10_000 })
         const waiting = new Map<string, (m: { topic: string; payload: Buffer }) => void>()
         c.on('message', (topic, payload) => {
-          const token = (JSON.parse(payload.toString('utf8')) as { token?: string }).token
+          // the vault writes the token first: read it from the head, not by parsing ~5 KB of JSON
+          const token = /^\{"token":"([^"]+)"/.exec(payload.toString('latin1', 0, 160))?.[1]
           const w = token ? waiting.get(token) : undefined
           if (w) {
             waiting.delete(token!)
@@ -301,7 +326,12 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
       return { rate, latencies }
     }
 
-    const mean = (rs: Result[]): Result => ({ rate: rs.reduce((a, r) => a + r.rate, 0) / rs.length, latencies: rs.flatMap((r) => r.latencies) })
+    const avg = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length
+    const mean = (rs: Result[]): Result => ({
+      rate: avg(rs.map((r) => r.rate)),
+      latencies: rs.flatMap((r) => r.latencies),
+      cpu: { vault: avg(rs.map((r) => r.cpu!.vault)), broker: avg(rs.map((r) => r.cpu!.broker)), client: avg(rs.map((r) => r.cpu!.client)) },
+    })
 
     // --- 1. LevelDB, embedded broker ------------------------------------------------------
     const mqttPort = await freePort()
@@ -313,8 +343,10 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
     const levelH: Result[] = []
     const levelM: Result[] = []
     for (let r = 0; r < 2; r++) {
-      levelH.push(await runHttps([level.origin], await prepare(perRun, [level.origin])))
-      levelM.push(await runMqtt(levelMqtt, await prepare(perRun, [level.origin])))
+      const h = await prepare(perRun, [level.origin])
+      levelH.push(await withCpu(perRun, [level.child], undefined, () => runHttps([level.origin], h)))
+      const m = await prepare(perRun, [level.origin])
+      levelM.push(await withCpu(perRun, [level.child], undefined, () => runMqtt(levelMqtt, m)))
     }
     await level.stop()
 
@@ -331,8 +363,10 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
     const pgH: Result[] = []
     const pgM: Result[] = []
     for (let r = 0; r < 2; r++) {
-      pgH.push(await runHttps([p1.origin], await prepare(perRun, [p1.origin])))
-      pgM.push(await runMqtt(broker.url, await prepare(perRun, [p1.origin])))
+      const h = await prepare(perRun, [p1.origin])
+      pgH.push(await withCpu(perRun, [p1.child], broker.child, () => runHttps([p1.origin], h)))
+      const m = await prepare(perRun, [p1.origin])
+      pgM.push(await withCpu(perRun, [p1.child], broker.child, () => runMqtt(broker.url, m)))
     }
 
     // --- 3. a second instance on the same schema and broker group ------------------------------
@@ -340,8 +374,10 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
     children.push(p2.child)
     const both = [p1.origin, p2.origin]
     await runHttps([p2.origin], await prepare(perRun / 4, both))
-    const twoH = await runHttps(both, await prepare(perRun, both))
-    const twoM = await runMqtt(broker.url, await prepare(perRun, both))
+    const h2 = await prepare(perRun, both)
+    const twoH = await withCpu(perRun, [p1.child, p2.child], broker.child, () => runHttps(both, h2))
+    const m2 = await prepare(perRun, both)
+    const twoM = await withCpu(perRun, [p1.child, p2.child], broker.child, () => runMqtt(broker.url, m2))
     await Promise.all([p1.stop(), p2.stop()])
     broker.child.kill('SIGTERM')
     const ceilingAfter = await signingCeiling(brandPem, 3)
@@ -366,6 +402,15 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
       { metric: 'PostgreSQL MQTT: 2 instances / 1 (same 2 cores)', value: twoM.rate / pm.rate, unit: 'ratio' },
       { metric: 'LevelDB HTTPS, 1 instance / signing ceiling', value: lh.rate / ceiling, unit: 'ratio' },
       { metric: 'PostgreSQL HTTPS, 1 instance / signing ceiling', value: ph.rate / ceiling, unit: 'ratio' },
+      { metric: 'vault CPU per serial, LevelDB HTTPS (all threads)', value: lh.cpu!.vault, unit: 'ms' },
+      { metric: 'vault CPU per serial, LevelDB MQTT embedded (broker included)', value: lm.cpu!.vault, unit: 'ms' },
+      { metric: 'vault CPU per serial, PostgreSQL HTTPS', value: ph.cpu!.vault, unit: 'ms' },
+      { metric: 'vault CPU per serial, PostgreSQL MQTT', value: pm.cpu!.vault, unit: 'ms' },
+      { metric: 'Mosquitto CPU per serial, PostgreSQL MQTT', value: pm.cpu!.broker, unit: 'ms' },
+      { metric: 'vaults CPU per serial, 2 instances HTTPS', value: twoH.cpu!.vault, unit: 'ms' },
+      { metric: 'vaults CPU per serial, 2 instances MQTT', value: twoM.cpu!.vault, unit: 'ms' },
+      { metric: 'load generator CPU per serial, LevelDB HTTPS', value: lh.cpu!.client, unit: 'ms' },
+      { metric: 'load generator CPU per serial, LevelDB MQTT', value: lm.cpu!.client, unit: 'ms' },
       { metric: 'latency p50, LevelDB HTTPS', value: median(lh.latencies), unit: 'ms' },
       { metric: 'latency p50, LevelDB MQTT embedded', value: median(lm.latencies), unit: 'ms' },
       { metric: 'latency p50, PostgreSQL HTTPS', value: median(ph.latencies), unit: 'ms' },

@@ -17,7 +17,7 @@
  * shows what a device that knows it does. Fails (never skips) without the
  * mosquitto binaries.
  */
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect as netConnect, createServer } from 'node:net'
@@ -151,7 +151,7 @@ test.after.always(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-function device(t: Parameters<Parameters<typeof test>[1]>[0], user: string, o: { clientId?: string; protocolVersion?: 4 | 5 } = {}) {
+function device(t: ExecutionContext, user: string, o: { clientId?: string; protocolVersion?: 4 | 5 } = {}) {
   return connectMqtt(t, broker!.devUrl, { clientId: o.clientId ?? user, username: user, password: ACCOUNTS[user]!, ca: broker!.caPem, protocolVersion: o.protocolVersion ?? 4 })
 }
 

@@ -9,7 +9,7 @@
  * request, so this file holds the broker (holdSharedBroker) while its vault
  * is connected, and tests tell their devices apart by client id.
  */
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import type { MqttClient } from 'mqtt'
@@ -51,7 +51,7 @@ function v(): TestVault {
 }
 
 /** A 3.1.1 device on Mosquitto (anonymous), subscribed to its own replies. */
-async function device(t: Parameters<Parameters<typeof test>[1]>[0], name: string, protocolVersion: 4 | 5 = 4): Promise<MqttClient> {
+async function device(t: ExecutionContext, name: string, protocolVersion: 4 | 5 = 4): Promise<MqttClient> {
   const c = await connectMqtt(t, SHARED_MQTT_URL, { clientId: `${name}-${RUN}`, protocolVersion })
   if (protocolVersion === 4) await subscribeReplies(c)
   return c
