@@ -101,14 +101,24 @@ function parseHead(head: Buffer): HeaderMap {
  */
 export function decodeAssertion(data: Uint8Array | string): Assertion {
   const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)
+  // snapd's Decode has no size limits; ours has the stream decoder's, so no
+  // caller can be made to parse megabytes of headers.
+  if (buf.length > MAX_HEADERS_SIZE + MAX_BODY_SIZE + MAX_SIGNATURE_SIZE + 4) throw tooLarge('assertion', MAX_HEADERS_SIZE + MAX_BODY_SIZE + MAX_SIGNATURE_SIZE)
   const split = buf.lastIndexOf(NLNL)
   if (split === -1) throw invalid('assertion content/signature separator not found', { reason: 'no content/signature separator' })
   const content = buf.subarray(0, split)
   const signature = buf.subarray(split + 2)
+  if (signature.length > MAX_SIGNATURE_SIZE) throw tooLarge('signature', MAX_SIGNATURE_SIZE)
   const hb = content.indexOf(NLNL)
   const head = hb === -1 ? content : content.subarray(0, hb)
   const body = hb === -1 ? Buffer.alloc(0) : content.subarray(hb + 2)
+  if (head.length > MAX_HEADERS_SIZE) throw tooLarge('headers', MAX_HEADERS_SIZE)
+  if (body.length > MAX_BODY_SIZE) throw tooLarge('body', MAX_BODY_SIZE)
   return assemble(parseHead(head), body, content, signature)
+}
+
+function tooLarge(what: string, limit: number): VaultError {
+  return new VaultError('SV_ASSERTION_TOO_LARGE', `assertion ${what} larger than ${limit} bytes`, { details: { reason: `${what} larger than ${limit} bytes`, limit } })
 }
 
 export interface StreamLimits {

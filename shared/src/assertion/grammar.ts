@@ -28,6 +28,9 @@ export type Headers = HeaderMap
 
 export const HEADER_NAME_RE = /^[a-z](?:-?[a-z0-9])*$/
 
+/** deepest nesting of lists and maps accepted */
+export const MAX_NESTING = 64
+
 const COMMON_PREFIX = '  '
 const MULTILINE_PREFIX = '    '
 const LIST_PREFIX = '  -'
@@ -115,6 +118,9 @@ export function parseHeaders(head: string): Headers {
 }
 
 function parseEntry(consumed: number, first: number, lines: Lines, baseIndent: number): [HeaderValue, number] {
+  // Each nesting level indents by two; real assertions nest a few levels.
+  // The bound keeps a crafted input from exhausting the stack.
+  if (baseIndent > MAX_NESTING * 2) throw grammarError('header value nested too deeply')
   const entry = lines.get(first)
   const i = first + 1
   if (consumed === entry.length) {

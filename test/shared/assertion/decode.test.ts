@@ -868,3 +868,19 @@ test('grammar: refusals name the top-level header they are in', (t) => {
     t.is(err?.details?.header, header, JSON.stringify(input))
   }
 })
+
+test('decodeAssertion: the stream limits apply to a single assertion too', (t) => {
+  const big = `type: account\n${'x-pad: '.padEnd(200, 'y')}\n`.repeat(1) + 'a: b\n'.repeat(30_000) + 'z: c\n\nAcLBUgQ='
+  const e = t.throws(() => decodeAssertion(big), { instanceOf: VaultError })
+  t.is(e?.code, 'SV_ASSERTION_TOO_LARGE')
+  t.is(e?.details?.limit, 128 * 1024)
+})
+
+test('parseHeaders: nesting deeper than MAX_NESTING is refused with the typed error, not a stack overflow', (t) => {
+  let text = 'type: model\nsnaps:'
+  for (let d = 0; d < 2000; d++) text += `\n${' '.repeat(2 * d + 2)}-`
+  text += `\n${' '.repeat(4006)}x`
+  const e = t.throws(() => parseHeaders(text), { instanceOf: VaultError })
+  t.is(e?.code, 'SV_ASSERTION_INVALID')
+  t.is(e?.details?.header, 'snaps')
+})
