@@ -104,7 +104,9 @@ interface Serve {
 }
 
 async function startServe(name: string, dataDir: string, env: Record<string, string>): Promise<Serve> {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', join(ROOT, 'vault-server/src/main.ts'), 'serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--tls-cert', join(dataDir, 'cert.pem'), '--tls-key', join(dataDir, 'key.pem'), '--log-level', 'warn'], {
+  // SV_BENCH_PROF=DIR writes CPU profiles of the vaults' main threads there (as bench/vault.ts)
+  const prof = process.env.SV_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SV_BENCH_PROF}`] : []
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', '--conditions=source', join(ROOT, 'vault-server/src/main.ts'), 'serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--tls-cert', join(dataDir, 'cert.pem'), '--tls-key', join(dataDir, 'key.pem'), '--log-level', 'warn'], {
     env: { ...process.env, VAULT_MAX_CONCURRENT_SERIAL: '4096', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
