@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   codec: async () => (await import('./codec.js')).codecBench,
   vault: async () => (await import('./vault.js')).vaultBench,
   scale: async () => (await import('./scale.js')).scaleBench,
+  agent: async () => (await import('./agent.js')).agentBench,
 }
 
 const argv = process.argv.slice(2)
