@@ -383,7 +383,6 @@ export class Provisioner {
       if (!(await exists(out.chainFile))) await writeOutput(out.chainFile, out.chainText)
       if (!(await exists(out.serialFile))) await writeOutput(out.serialFile, out.serialText)
     }
-    await this.#save()
     return { kind: 'provisioned', serial: cp.issued?.serial ?? cp.serial ?? '', checkpoint: cp }
   }
 
