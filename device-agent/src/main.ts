@@ -334,6 +334,7 @@ async function provisionCommand(io: CliIo, f: ProvisionFlags): Promise<number> {
         const progress = io.isTty
           ? (ms: number) => io.err(`\rdevice-agent: generating the device key (RSA-${bits}): ${(ms / 1000).toFixed(1)} s `)
           : (ms: number) => logEvent(log, 'info', 'device_key.generating', { bits, elapsedMs: ms })
+        if (io.isTty) progress(0)
         return createDeviceKey(paths.deviceKey, bits, { onProgress: progress, progressIntervalMs: io.isTty ? 200 : config.key.progressIntervalMs, signal: controller.signal }).finally(() => {
           if (io.isTty) io.err('\n')
         })
