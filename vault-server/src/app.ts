@@ -41,6 +41,17 @@ export interface AppDeps {
   admission: Admission
 }
 
+/** Device and ops routes with their method, for 405 answers (GET /v1/serial is a common mistake). */
+const DEVICE_ROUTES: Record<string, string> = {
+  '/v1/request-id': 'POST',
+  '/v1/serial': 'POST',
+  '/v1/model': 'POST',
+  '/v1/version': 'GET',
+  '/v1/health': 'GET',
+  '/v1/ready': 'GET',
+  '/metrics': 'GET',
+}
+
 type SvRequest = Request & { svId?: string; svFacts?: Record<string, unknown>; svActor?: string }
 
 /** Route label for metrics: the matched pattern, never raw paths (bounded cardinality). */
@@ -80,7 +91,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(deviceRoutes(deps))
   app.use(adminRoutes(deps))
 
-  app.use((req: Request, _res: Response, next: NextFunction) => {
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const allowed = DEVICE_ROUTES[req.path]
+    if (allowed) {
+      res.setHeader('Allow', allowed)
+      return next(new VaultError('SV_METHOD_NOT_ALLOWED', `${req.path} takes ${allowed}`, { details: { allow: allowed } }))
+    }
     next(new VaultError('SV_NOT_FOUND', `no route ${req.method} ${req.path}`))
   })
 

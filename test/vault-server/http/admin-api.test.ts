@@ -61,7 +61,8 @@ test('auth: admin routes need a bearer token (401 SV_AUTH_REQUIRED), a known one
     const none = await httpRequest(endpoint(v.url, path), { method })
     assertError(t, none, 401, 'SV_AUTH_REQUIRED')
     t.is(none.headers['www-authenticate'], 'Bearer realm="serial-vault admin"')
-    assertError(t, await httpRequest(endpoint(v.url, path), { method, headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } }), 401, 'SV_AUTH_REQUIRED')
+    // an Authorization header that is not a well-formed bearer token is a wrong credential, not a missing one
+    assertError(t, await httpRequest(endpoint(v.url, path), { method, headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } }), 401, 'SV_AUTH_INVALID')
     assertError(t, await admin({ url: v.url, adminToken: newToken() }, method, path), 401, 'SV_AUTH_INVALID')
     assertError(t, await admin({ url: v.url, adminToken: viewer }, method, path), 403, 'SV_FORBIDDEN', { roles: ['viewer'] })
   }

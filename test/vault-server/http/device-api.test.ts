@@ -488,7 +488,8 @@ test('an unknown route is 404 SV_NOT_FOUND as JSON', async (t) => {
   const c = await setup(t)
   assertError(t, await httpRequest(endpoint(c.v.url, 'no-such-thing')), 404, 'SV_NOT_FOUND')
   assertError(t, await httpRequest(new URL('/', c.v.url)), 404, 'SV_NOT_FOUND')
-  assertError(t, await httpRequest(endpoint(c.v.url, 'request-id'), { method: 'PUT' }), 404, 'SV_NOT_FOUND')
+  // a known device route with another method is 405 with Allow (test/vault-server/http/refusals.test.ts)
+  assertError(t, await httpRequest(endpoint(c.v.url, 'request-id'), { method: 'PUT' }), 405, 'SV_METHOD_NOT_ALLOWED')
 })
 
 test('metrics: sv_serial_outcomes_total counts each outcome and refusal code', async (t) => {

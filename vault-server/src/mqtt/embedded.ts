@@ -158,13 +158,19 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
   }
   const server: NetServer = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' }, onConnection) : createNetServer(onConnection)
   server.maxConnections = o.maxConnections ?? 10_000
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject)
-      resolve()
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(o.port, o.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  } catch (e) {
+    // the broker's timers would keep the process alive after a failed start
+    await new Promise<void>((resolve) => broker.close(() => resolve()))
+    throw e
+  }
   const port = (server.address() as AddressInfo).port
   const host = o.host === '0.0.0.0' ? '127.0.0.1' : o.host.includes(':') ? `[${o.host}]` : o.host
   const url = `${o.tls ? 'mqtts' : 'mqtt'}://${host}:${port}`

@@ -148,6 +148,24 @@ export class SigningService {
     }
   }
 
+  /**
+   * Records a serial request refused before it reached `requestSerial` (wrong
+   * media type, body too large, overload): a durable log entry and the
+   * outcome metric, like any other refusal. Resolves with the error to answer
+   * with (SV_STORE_UNAVAILABLE when the log cannot be written).
+   */
+  async refuseEarly(input: Pick<SerialRequestInput, 'clientAddress' | 'transport'>, err: VaultError): Promise<VaultError> {
+    const ctx: Partial<LogEntry> = { transport: input.transport }
+    if (input.clientAddress !== undefined) ctx.clientAddress = input.clientAddress
+    this.#emit({ outcome: 'refused', code: err.code, durationMs: 0, transport: input.transport })
+    try {
+      await this.#logRefusal(ctx, err)
+    } catch (logErr) {
+      return logErr as VaultError
+    }
+    return err
+  }
+
   #emit(e: OutcomeEvent): void {
     this.#o.onOutcome?.(e)
   }

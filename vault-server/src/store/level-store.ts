@@ -112,6 +112,8 @@ export class LevelStore implements VaultStore {
       try {
         await this.#db.open()
       } catch (err) {
+        const mapped = mapLevelError(err)
+        if (isVaultError(mapped) && mapped.details?.reason === 'locked') throw mapped
         throw new VaultError('SV_STORE_UNAVAILABLE', 'cannot open the LevelDB database', { cause: err })
       }
       try {
@@ -575,6 +577,13 @@ function requireTime(name: string, value: number): void {
 function mapLevelError(err: unknown): unknown {
   if (isVaultError(err)) return err
   const code = (err as { code?: unknown } | null)?.code
+  const causeCode = ((err as { cause?: { code?: unknown } } | null)?.cause as { code?: unknown } | undefined)?.code
+  if (code === 'LEVEL_LOCKED' || causeCode === 'LEVEL_LOCKED') {
+    return new VaultError('SV_STORE_UNAVAILABLE', 'the LevelDB data directory is in use by another process (a running vault?): stop it, or use the admin API; several processes need the PostgreSQL store', {
+      cause: err,
+      details: { reason: 'locked' },
+    })
+  }
   switch (code) {
     case 'LEVEL_DATABASE_NOT_OPEN':
     case 'LEVEL_ITERATOR_NOT_OPEN':

@@ -131,7 +131,10 @@ export function adminRoutes(deps: AppDeps): Router {
   r.use('/v1/admin', async (req: Request, _res: Response, next: NextFunction) => {
     const auth = req.headers.authorization
     const m = typeof auth === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]{16,512})$/.exec(auth) : null
-    if (!m) return next(new VaultError('SV_AUTH_REQUIRED', 'admin routes need "Authorization: Bearer <token>"'))
+    if (!m) {
+      if (auth === undefined) return next(new VaultError('SV_AUTH_REQUIRED', 'admin routes need "Authorization: Bearer <token>"'))
+      return next(new VaultError('SV_AUTH_INVALID', 'the Authorization header is not "Bearer <token>" with a well-formed token'))
+    }
     const token = await store.getToken(createHash('sha256').update(m[1]!).digest('hex'))
     if (!token) return next(new VaultError('SV_AUTH_INVALID', 'the bearer token is not valid'))
     if (!token.roles.includes('admin')) return next(new VaultError('SV_FORBIDDEN', 'this token may not use the admin API', { details: { roles: token.roles } }))

@@ -32,15 +32,29 @@ export function deviceRoutes(deps: AppDeps): Router {
   })
 
   r.post('/v1/serial', async (req, res) => {
+    const clientAddress = req.socket.remoteAddress ?? ''
+    // refusals before the signing service (media type, size, overload) are
+    // logged like the others; a timeout is not: the work goes on and logs its outcome
+    let reached = false
+    const early = async (err: VaultError): Promise<never> => {
+      throw await services.signing.refuseEarly({ clientAddress, transport: 'https' }, err)
+    }
     const type = mediaType(req)
     if (type !== ASSERTION_MEDIA_TYPE) {
       req.resume()
-      throw new VaultError('SV_MEDIA_TYPE_UNSUPPORTED', `expected Content-Type: ${ASSERTION_MEDIA_TYPE}`, { details: { contentType: type } })
+      return early(new VaultError('SV_MEDIA_TYPE_UNSUPPORTED', `expected Content-Type: ${ASSERTION_MEDIA_TYPE}`, { details: { contentType: type } }))
     }
-    const result = await deps.admission.run(async () => {
-      const body = await readBody(req, config.limits.serialBodyBytes)
-      return services.signing.requestSerial({ body, apiKey: apiKey(req), clientAddress: req.socket.remoteAddress ?? '', transport: 'https' })
-    })
+    let result
+    try {
+      result = await deps.admission.run(async () => {
+        const body = await readBody(req, config.limits.serialBodyBytes)
+        reached = true
+        return services.signing.requestSerial({ body, apiKey: apiKey(req), clientAddress, transport: 'https' })
+      })
+    } catch (e) {
+      if (!reached && e instanceof VaultError && (e.code === 'SV_BODY_TOO_LARGE' || e.code === 'SV_OVERLOADED')) return early(e)
+      throw e
+    }
     ;(req as Request & { svFacts?: object }).svFacts = { brandId: result.brandId, model: result.model, serial: result.serial, outcome: result.outcome, revision: result.revision }
     sendAssertions(res, result.stream)
   })
