@@ -1,29 +1,35 @@
 /**
  * Scale-out and MQTT benchmark. Every figure comes from one run on the same
- * machine, so the ratios compare like with like:
+ * machine, so the ratios compare like with like. Real `vault-server serve`
+ * processes, HTTPS with keep-alive, C clients in a closed loop each run:
  *
- *  1. one `vault-server serve` on LevelDB, HTTPS + its embedded broker (aedes,
- *     MQTT 3.1.1 over TLS with the vault's certificate): serial throughput
- *     over HTTPS and over MQTT, C clients each, closed loop, runs interleaved
- *     (H M H M) and averaged;
- *  2. one `vault-server serve` on PostgreSQL, MQTT through a Mosquitto of its
- *     own (TLS, external mode, $share group): HTTPS and MQTT again;
- *  3. a second instance on the same schema, master key and broker group:
- *     HTTPS with the clients alternating between the two ports (the "load
- *     balancer"), and MQTT through the broker's shared subscription.
+ *  A. one vault on LevelDB with its embedded broker (aedes, MQTT 3.1.1 over
+ *     TLS with the vault's certificate) and one vault on PostgreSQL with a
+ *     Mosquitto of its own (TLS, external mode, $share group), both up;
+ *     each round times HTTPS and MQTT on each (four runs, the order turned
+ *     every round, so a change in the machine's background load hits all
+ *     alike);
+ *  B. a second PostgreSQL instance on the same schema, master key and
+ *     broker group (the LevelDB vault stopped); each round times HTTPS to
+ *     one instance, HTTPS with the clients alternating between the two ports
+ *     (the "load balancer"), and MQTT through the shared subscription.
  *
- * Ratios: MQTT / HTTPS on each store (goal >= 0.9), PostgreSQL / LevelDB
- * (HTTPS, one instance), two instances / one (PostgreSQL, HTTPS and MQTT).
- * The machine's RSA-4096 signing ceiling (crypto.sign on every core) is
- * measured too: two instances on the same cores share that ceiling.
+ * Ratios are the median over the rounds of the ratio of two runs of the same
+ * round: MQTT / HTTPS on each store (goal >= 0.9), PostgreSQL / LevelDB
+ * (HTTPS), two instances / one (HTTPS; MQTT against phase A). CPU time per
+ * serial of the vaults (all threads), the broker and this load generator is
+ * read from /proc around each run: on a shared, loaded machine it says more
+ * than throughput. The RSA-4096 signing ceiling (crypto.sign on every core)
+ * is measured before and after: two instances on the same cores share it.
  *
  * Serial-requests are prepared before each timed run (request-ids fetched
  * over HTTPS, signed with 2048-bit device keys), so the timed phase measures
  * the vault. MQTT clients are as lean as the HTTPS ones: C persistent
- * connections, one request in flight each, replies matched by token; each
- * client stays under the vault's per-client MQTT rate limit (20/s).
+ * connections, one request in flight each, replies matched by token. The
+ * vaults' per-client MQTT rate limit (20/s) is raised in their vault.yaml:
+ * C bench clients stand for thousands of devices that register once each.
  *
- *   npm run bench -- scale [--registrations N] [--clients C]
+ *   npm run bench -- scale [--registrations N] [--clients C] [--rounds R]
  *
  * Needs PostgreSQL (SV_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test;
  * a fresh schema, dropped at the end) and the mosquitto binary (a private
@@ -188,7 +194,7 @@ async function withCpu(n: number, vaults: ChildProcess[], broker: ChildProcess |
 }
 
 export async function scaleBench(argv: string[]): Promise<BenchResult> {
-  const perRun = Number(arg(argv, '--registrations', '400'))
+  const perRun = Number(arg(argv, '--registrations', '300'))
   const clients = Number(arg(argv, '--clients', '16'))
   const brandPem = await readFile(join(VECTORS, 'keys/brand.key.pem'), 'utf8')
   const masterKey = randomBytes(32).toString('hex')
@@ -196,9 +202,9 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
   const dirs = await Promise.all([0, 1, 2, 3].map(() => mkdtemp(join(tmpdir(), 'sv-bench-scale-'))))
   const [levelDir, pgDir1, pgDir2, brokerDir] = dirs as [string, string, string, string]
   const schema = `sv_bench_${randomBytes(5).toString('hex')}`
-  // runs: warm-up + 2 H + 2 M on each of the two single-instance setups, then H + M on two instances
-  const runs = 2 * (2 + 2 * 2) + 2
-  const models = Math.ceil((runs * perRun) / KEYS) + 2
+  const rounds = Number(arg(argv, '--rounds', '3'))
+  // registrations: warm-ups (2.5 runs), phase A (4 runs a round), phase B (3 runs a round)
+  const models = Math.ceil(((2.5 + 7 * rounds) * perRun) / KEYS) + 2
   const admin = new pg.Client({ connectionString: PG_URL })
   await admin.connect()
   const children: ChildProcess[] = []
@@ -208,6 +214,7 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
     for (const d of dirs) {
       await writeFile(join(d, 'cert.pem'), certPem)
       await writeFile(join(d, 'key.pem'), keyPem, { mode: 0o600 })
+      await writeFile(join(d, 'vault.yaml'), 'mqtt:\n  ratePerSecond: 100000\n  rateBurst: 100000\n')
     }
     for (const store of [{ driver: 'level' }, { driver: 'postgres', url: PG_URL, schema }]) {
       const config = VaultConfigSchema.parse({ dataDir: levelDir, masterKey: { value: masterKey }, tls: { plainHttp: true }, log: { level: 'silent' }, mqtt: { mode: 'off' }, store })
@@ -335,73 +342,90 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
       cpu: { vault: avg(rs.map((r) => r.cpu!.vault)), broker: avg(rs.map((r) => r.cpu!.broker)), client: avg(rs.map((r) => r.cpu!.client)) },
     })
 
-    // --- 1. LevelDB, embedded broker ------------------------------------------------------
+    /** Prepares `perRun` serial-requests (request-ids from `idFrom`), then times one run with CPU accounting. */
+    const measure = async (vaults: Serve[], brokerProc: ChildProcess | undefined, idFrom: string[], fn: (bodies: Buffer[]) => Promise<Result>): Promise<Result> => {
+      const bodies = await prepare(perRun, idFrom)
+      return withCpu(perRun, vaults.map((v) => v.child), brokerProc, () => fn(bodies))
+    }
+
+    // --- the vaults: LevelDB with its embedded broker; PostgreSQL with a Mosquitto --------------
     const mqttPort = await freePort()
     const level = await startServe('level', levelDir, { VAULT_MASTER_KEY: masterKey, VAULT_MQTT_MODE: 'embedded', VAULT_MQTT_LISTEN: `127.0.0.1:${mqttPort}` })
     children.push(level.child)
     const levelMqtt = `mqtts://127.0.0.1:${mqttPort}`
-    await runHttps([level.origin], await prepare(perRun / 2, [level.origin]))
-    await runMqtt(levelMqtt, await prepare(perRun / 2, [level.origin]))
-    const levelH: Result[] = []
-    const levelM: Result[] = []
-    for (let r = 0; r < 2; r++) {
-      const h = await prepare(perRun, [level.origin])
-      levelH.push(await withCpu(perRun, [level.child], undefined, () => runHttps([level.origin], h)))
-      const m = await prepare(perRun, [level.origin])
-      levelM.push(await withCpu(perRun, [level.child], undefined, () => runMqtt(levelMqtt, m)))
-    }
-    await level.stop()
-
-    // --- 2. PostgreSQL, Mosquitto, one instance ----------------------------------------------
     const broker = await startMosquitto(brokerDir)
     children.push(broker.child)
     await writeFile(join(brokerDir, 'ca.pem'), certPem)
-    const group = `bench-${randomBytes(3).toString('hex')}`
+    const group = `bench-${randomBytes(6).toString('hex')}`
     const pgEnv = { VAULT_MASTER_KEY: masterKey, VAULT_STORE_DRIVER: 'postgres', VAULT_STORE_URL: PG_URL, VAULT_STORE_SCHEMA: schema, VAULT_MQTT_MODE: 'external', VAULT_MQTT_URL: broker.url, VAULT_MQTT_CA: join(brokerDir, 'ca.pem'), VAULT_MQTT_GROUP: group }
     const p1 = await startServe('pg-1', pgDir1, pgEnv)
     children.push(p1.child)
+    // warm-up: JIT, TLS sessions, signing keys loaded into the workers
+    await runHttps([level.origin], await prepare(perRun / 2, [level.origin]))
+    await runMqtt(levelMqtt, await prepare(perRun / 2, [level.origin]))
     await runHttps([p1.origin], await prepare(perRun / 2, [p1.origin]))
     await runMqtt(broker.url, await prepare(perRun / 2, [p1.origin]))
-    const pgH: Result[] = []
-    const pgM: Result[] = []
-    for (let r = 0; r < 2; r++) {
-      const h = await prepare(perRun, [p1.origin])
-      pgH.push(await withCpu(perRun, [p1.child], broker.child, () => runHttps([p1.origin], h)))
-      const m = await prepare(perRun, [p1.origin])
-      pgM.push(await withCpu(perRun, [p1.child], broker.child, () => runMqtt(broker.url, m)))
+
+    // --- phase A: one instance each, runs interleaved so that a change in the machine's
+    // background load hits all four alike; the order turns each round ------------------------------
+    const A = { levelH: [] as Result[], levelM: [] as Result[], pgH: [] as Result[], pgM: [] as Result[] }
+    const stepsA: [keyof typeof A, () => Promise<Result>][] = [
+      ['levelH', () => measure([level], undefined, [level.origin], (b) => runHttps([level.origin], b))],
+      ['levelM', () => measure([level], undefined, [level.origin], (b) => runMqtt(levelMqtt, b))],
+      ['pgH', () => measure([p1], broker.child, [p1.origin], (b) => runHttps([p1.origin], b))],
+      ['pgM', () => measure([p1], broker.child, [p1.origin], (b) => runMqtt(broker.url, b))],
+    ]
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? stepsA : [...stepsA].reverse()
+      for (const [k, step] of order) A[k].push(await step())
     }
 
-    // --- 3. a second instance on the same schema and broker group ------------------------------
+    // --- phase B: a second instance on the same schema, master key and broker group --------------
+    // (the level vault stops: two instances and Mosquitto have the two cores)
+    await level.stop()
     const p2 = await startServe('pg-2', pgDir2, pgEnv)
     children.push(p2.child)
     const both = [p1.origin, p2.origin]
-    await runHttps([p2.origin], await prepare(perRun / 4, both))
-    const h2 = await prepare(perRun, both)
-    const twoH = await withCpu(perRun, [p1.child, p2.child], broker.child, () => runHttps(both, h2))
-    const m2 = await prepare(perRun, both)
-    const twoM = await withCpu(perRun, [p1.child, p2.child], broker.child, () => runMqtt(broker.url, m2))
+    await runHttps([p2.origin], await prepare(perRun / 2, both))
+    const B = { oneH: [] as Result[], twoH: [] as Result[], twoM: [] as Result[] }
+    const stepsB: [keyof typeof B, () => Promise<Result>][] = [
+      // one instance: every request to pg-1 (pg-2 idles)
+      ['oneH', () => measure([p1, p2], broker.child, both, (b) => runHttps([p1.origin], b))],
+      ['twoH', () => measure([p1, p2], broker.child, both, (b) => runHttps(both, b))],
+      ['twoM', () => measure([p1, p2], broker.child, both, (b) => runMqtt(broker.url, b))],
+    ]
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? stepsB : [...stepsB].reverse()
+      for (const [k, step] of order) B[k].push(await step())
+    }
     await Promise.all([p1.stop(), p2.stop()])
     broker.child.kill('SIGTERM')
     const ceilingAfter = await signingCeiling(brandPem, 3)
     const ceiling = (ceilingBefore + ceilingAfter) / 2
 
-    const lh = mean(levelH)
-    const lm = mean(levelM)
-    const ph = mean(pgH)
-    const pm = mean(pgM)
+    /** median over the rounds of the ratio of two runs of the same round */
+    const ratio = (xs: Result[], ys: Result[]) => median(xs.map((x, i) => x.rate / ys[i]!.rate))
+    const lh = mean(A.levelH)
+    const lm = mean(A.levelM)
+    const ph = mean(A.pgH)
+    const pm = mean(A.pgM)
+    const oneH = mean(B.oneH)
+    const twoH = mean(B.twoH)
+    const twoM = mean(B.twoM)
     const metrics: Metric[] = [
       { metric: `raw RSA-4096 signing ceiling, ${availableParallelism()} cores (before/after mean)`, value: ceiling, unit: 'signs/s' },
       { metric: `LevelDB, 1 instance: HTTPS /v1/serial, ${clients} clients`, value: lh.rate, unit: 'serials/s' },
       { metric: `LevelDB, 1 instance: MQTT embedded (aedes, TLS), ${clients} clients`, value: lm.rate, unit: 'serials/s' },
-      { metric: 'LevelDB: MQTT embedded / HTTPS (goal >= 0.9)', value: lm.rate / lh.rate, unit: 'ratio', goal: { min: 0.9 } },
+      { metric: 'LevelDB: MQTT embedded / HTTPS (goal >= 0.9)', value: ratio(A.levelM, A.levelH), unit: 'ratio', goal: { min: 0.9 } },
       { metric: `PostgreSQL, 1 instance: HTTPS, ${clients} clients`, value: ph.rate, unit: 'serials/s' },
       { metric: `PostgreSQL, 1 instance: MQTT via Mosquitto (TLS), ${clients} clients`, value: pm.rate, unit: 'serials/s' },
-      { metric: 'PostgreSQL: MQTT via Mosquitto / HTTPS (goal >= 0.9)', value: pm.rate / ph.rate, unit: 'ratio', goal: { min: 0.9 } },
-      { metric: 'HTTPS, 1 instance: PostgreSQL / LevelDB', value: ph.rate / lh.rate, unit: 'ratio' },
+      { metric: 'PostgreSQL: MQTT via Mosquitto / HTTPS (goal >= 0.9)', value: ratio(A.pgM, A.pgH), unit: 'ratio', goal: { min: 0.9 } },
+      { metric: 'HTTPS, 1 instance: PostgreSQL / LevelDB', value: ratio(A.pgH, A.levelH), unit: 'ratio' },
+      { metric: `PostgreSQL, 1 of 2 instances: HTTPS, ${clients} clients`, value: oneH.rate, unit: 'serials/s' },
       { metric: `PostgreSQL, 2 instances: HTTPS alternating ports, ${clients} clients`, value: twoH.rate, unit: 'serials/s' },
-      { metric: 'PostgreSQL HTTPS: 2 instances / 1 (same 2 cores)', value: twoH.rate / ph.rate, unit: 'ratio' },
+      { metric: 'PostgreSQL HTTPS: 2 instances / 1 (same 2 cores)', value: ratio(B.twoH, B.oneH), unit: 'ratio' },
       { metric: `PostgreSQL, 2 instances: MQTT via Mosquitto $share, ${clients} clients`, value: twoM.rate, unit: 'serials/s' },
-      { metric: 'PostgreSQL MQTT: 2 instances / 1 (same 2 cores)', value: twoM.rate / pm.rate, unit: 'ratio' },
+      { metric: 'PostgreSQL MQTT: 2 instances / 1 (phase A, same 2 cores)', value: twoM.rate / pm.rate, unit: 'ratio' },
       { metric: 'LevelDB HTTPS, 1 instance / signing ceiling', value: lh.rate / ceiling, unit: 'ratio' },
       { metric: 'PostgreSQL HTTPS, 1 instance / signing ceiling', value: ph.rate / ceiling, unit: 'ratio' },
       { metric: 'vault CPU per serial, LevelDB HTTPS (all threads)', value: lh.cpu!.vault, unit: 'ms' },
@@ -411,8 +435,8 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
       { metric: 'Mosquitto CPU per serial, PostgreSQL MQTT', value: pm.cpu!.broker, unit: 'ms' },
       { metric: 'vaults CPU per serial, 2 instances HTTPS', value: twoH.cpu!.vault, unit: 'ms' },
       { metric: 'vaults CPU per serial, 2 instances MQTT', value: twoM.cpu!.vault, unit: 'ms' },
-      { metric: 'load generator CPU per serial, LevelDB HTTPS', value: lh.cpu!.client, unit: 'ms' },
-      { metric: 'load generator CPU per serial, LevelDB MQTT', value: lm.cpu!.client, unit: 'ms' },
+      { metric: 'load generator CPU per serial, HTTPS (LevelDB runs)', value: lh.cpu!.client, unit: 'ms' },
+      { metric: 'load generator CPU per serial, MQTT (LevelDB runs)', value: lm.cpu!.client, unit: 'ms' },
       { metric: 'latency p50, LevelDB HTTPS', value: median(lh.latencies), unit: 'ms' },
       { metric: 'latency p50, LevelDB MQTT embedded', value: median(lm.latencies), unit: 'ms' },
       { metric: 'latency p50, PostgreSQL HTTPS', value: median(ph.latencies), unit: 'ms' },
@@ -420,15 +444,14 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
       { metric: 'latency p50, 2 instances HTTPS', value: median(twoH.latencies), unit: 'ms' },
       { metric: 'latency p50, 2 instances MQTT', value: median(twoM.latencies), unit: 'ms' },
     ]
+    const rates = (rs: Result[]) => rs.map((r) => Math.round(r.rate))
     return report('scale', metrics, {
       registrationsPerRun: perRun,
+      rounds,
       clients,
       ceilingBefore,
       ceilingAfter,
-      levelHttps: levelH.map((r) => r.rate),
-      levelMqtt: levelM.map((r) => r.rate),
-      pgHttps: pgH.map((r) => r.rate),
-      pgMqtt: pgM.map((r) => r.rate),
+      runs: Object.fromEntries([...Object.entries(A), ...Object.entries(B)].map(([k, v]) => [k, rates(v)])),
       signingWorkersPerInstance: availableParallelism(),
     })
   } finally {
