@@ -356,8 +356,17 @@ export async function serveCommand(io: CliIo, f: GlobalFlags): Promise<number> {
   }
   const log = createLogger(config.log.level)
   if (config.dev) log.warn({ dataDir: config.dataDir }, 'config.dev_mode')
-  const vault = await startVault(config, log)
-  io.err(`vault-server: serving ${vault.url} (store ${config.store.driver}${config.tls.plainHttp ? ', plain HTTP' : ''})\n`)
+  let vault
+  try {
+    vault = await startVault(config, log)
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { address?: string; port?: number }
+    if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
+      throw new CliError(`cannot listen on ${err.address ?? '?'}:${err.port ?? '?'}: ${err.code} (another process there? see --listen and mqtt.listen / VAULT_MQTT_LISTEN)`, EXIT.UNAVAILABLE)
+    }
+    throw e
+  }
+  io.err(`vault-server: serving ${vault.url}${vault.mqttUrl ? ` and ${vault.mqttUrl.replace(/\/\/[^@/]*@/, '//')}` : ''} (store ${config.store.driver}${config.tls.plainHttp ? ', plain HTTP' : ''})\n`)
   await waitForSignal()
   await vault.close()
   return EXIT.OK
