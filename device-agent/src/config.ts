@@ -37,6 +37,26 @@ export const AgentConfigSchema = z
     stateDir: z.string().min(1).default('/var/lib/device-agent'),
     vault: z
       .object({
+        /** https: snapd's device-service protocol (our vault, Canonical's serial-vault); mqtt: the vault's MQTT topics */
+        transport: z.enum(['https', 'mqtt']).default('https'),
+        /** MQTT broker for transport mqtt: mqtt://HOST:PORT or mqtts://HOST:PORT (the vault's embedded broker or a shared one) */
+        broker: z
+          .string()
+          .refine((s) => URL.canParse(s) && /^mqtts?:$/.test(new URL(s).protocol), 'expected an mqtt:// or mqtts:// URL')
+          .optional(),
+        mqtt: z
+          .object({
+            /** MQTT client id, also in the reply topics; default sv-agent-<random> per run (it must be unique per device) */
+            clientId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected 1-128 of A-Z a-z 0-9 . _ : -').optional(),
+            /** 4 = MQTT 3.1.1 (the embedded broker), 5 = MQTT 5 (response topic and correlation data) */
+            version: z.union([z.literal(4), z.literal(5)]).default(4),
+            /** CONNECT credentials for an external broker; default username "device" and the API key as password */
+            username: z.string().min(1).max(256).optional(),
+            /** secret */
+            password: z.string().min(1).max(512).optional(),
+          })
+          .strict()
+          .prefault({}),
         /** device-service base URL; `request-id` and `serial` are resolved against it (a `/` is added), snapd's device-service.url */
         url: z
           .string()
@@ -164,6 +184,12 @@ export const AGENT_ENV: EnvTable = {
   AGENT_MODEL: { path: 'model', type: 'string' },
   AGENT_STATE_DIR: { path: 'stateDir', type: 'string' },
   AGENT_URL: { path: 'vault.url', type: 'string' },
+  AGENT_TRANSPORT: { path: 'vault.transport', type: 'string' },
+  AGENT_BROKER: { path: 'vault.broker', type: 'string' },
+  AGENT_MQTT_CLIENT_ID: { path: 'vault.mqtt.clientId', type: 'string' },
+  AGENT_MQTT_VERSION: { path: 'vault.mqtt.version', type: 'number' },
+  AGENT_MQTT_USERNAME: { path: 'vault.mqtt.username', type: 'string' },
+  AGENT_MQTT_PASSWORD: { path: 'vault.mqtt.password', type: 'string', secret: true },
   AGENT_API_KEY: { path: 'vault.apiKey', type: 'string', secret: true },
   AGENT_CA: { path: 'vault.ca', type: 'string' },
   AGENT_PINS: { path: 'vault.pins', type: 'list' },
@@ -198,7 +224,7 @@ export const AGENT_ENV: EnvTable = {
 /** Handled by the loader itself rather than the table. */
 const LOADER_ENV = new Set(['AGENT_CONFIG', 'AGENT_API_KEY_FILE', 'AGENT_SERIAL_VALUE'])
 
-export const SECRET_PATHS = ['vault.apiKey']
+export const SECRET_PATHS = ['vault.apiKey', 'vault.mqtt.password']
 
 export interface LoadAgentConfigInput {
   /** command-line values already mapped to config paths (undefined entries are ignored) */
@@ -272,7 +298,8 @@ export function loadAgentConfig(input: LoadAgentConfigInput): LoadedAgentConfig 
   const merged = mergeConfig(fileLayer, proxyLayer, envLayer.tree, envExtra, keyLayer, input.flags)
   // Lists replace rather than merge: the last layer that sets serial.sources wins (mergeConfig does that).
   if (input.purpose === 'provision') {
-    for (const p of ['brand', 'model', 'vault.url']) if (getPath(merged, p) === undefined) problems.push(`${p}: required to provision`)
+    const mqtt = getPath(merged, 'vault.transport') === 'mqtt'
+    for (const p of ['brand', 'model', mqtt ? 'vault.broker' : 'vault.url']) if (getPath(merged, p) === undefined) problems.push(`${p}: required to provision${mqtt && p === 'vault.broker' ? ' over MQTT' : ''}`)
     const anchors = getPath(merged, 'trust.anchors')
     if (!Array.isArray(anchors) || anchors.length === 0) problems.push('trust.anchors: at least one trust anchor file (--trusted) is required to verify the serial')
   }

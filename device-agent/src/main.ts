@@ -34,6 +34,7 @@ import { acquireStateLock } from './provision/state-lock.js'
 import { runHook } from './provision/hook.js'
 import { formatStatus, statusReport } from './status.js'
 import { VERSION } from './version.js'
+import type { VaultClient } from './vault/vault-client.js'
 
 export interface CliIo {
   out(text: string): void
@@ -60,6 +61,10 @@ interface CommonFlags {
 interface ProvisionFlags extends CommonFlags {
   once?: boolean
   url?: string
+  transport?: string
+  broker?: string
+  mqttClientId?: string
+  mqttVersion?: string
   apiKey?: string
   apiKeyFile?: string
   header: string[]
@@ -102,6 +107,10 @@ export function buildProgram(io: CliIo, exit: (code: number) => void): Command {
     .description('register the device with the vault: device key, request-id, serial-request, serial; runs until provisioned')
     .option('--once', 'one attempt: exit 0 provisioned, 1 failed, 2 config invalid, 3 retry later (state kept)')
     .option('--url <url>', "the vault's device-service base URL, e.g. https://vault.example.com/v1/")
+    .option('--transport <transport>', 'https (default) or mqtt')
+    .option('--broker <url>', 'MQTT broker for --transport mqtt: mqtt://HOST:PORT or mqtts://HOST:PORT')
+    .option('--mqtt-client-id <id>', 'MQTT client id (default sv-agent-<random>; unique per device)')
+    .option('--mqtt-version <4|5>', 'MQTT protocol: 4 = 3.1.1 (default, the embedded broker), 5')
     .option('--api-key <key>', 'api-key header (prefer --api-key-file or AGENT_API_KEY)')
     .option('--api-key-file <file>', 'read the api-key from FILE')
     .option('--header <name=value>', 'extra header on both requests; repeatable', collect, [])
@@ -163,6 +172,10 @@ function provisionTree(f: ProvisionFlags): { tree: ConfigTree; problems: string[
   set('brand', f.brand)
   set('model', f.model)
   set('vault.url', f.url)
+  set('vault.transport', f.transport)
+  set('vault.broker', f.broker)
+  set('vault.mqtt.clientId', f.mqttClientId)
+  set('vault.mqtt.version', num('mqtt-version', f.mqttVersion))
   set('vault.apiKey', f.apiKey)
   set('vault.ca', f.ca)
   if (f.pin.length > 0) set('vault.pins', f.pin)
@@ -294,20 +307,7 @@ async function provisionCommand(io: CliIo, f: ProvisionFlags): Promise<number> {
   const { mkdir } = await import('node:fs/promises')
   await mkdir(paths.stateDir, { recursive: true, mode: 0o700 })
   const release = await acquireStateLock(paths.lock)
-  const { HttpVaultClient } = await import('./vault/http-vault-client.js')
-  const client = new HttpVaultClient({
-    url: config.vault.url!,
-    ...(config.vault.apiKey !== undefined ? { apiKey: config.vault.apiKey } : {}),
-    headers: config.vault.headers,
-    ...(ca !== undefined ? { ca } : {}),
-    pins: config.vault.pins.map((p) => normalisePin(p)!),
-    proxy: config.vault.proxy,
-    connectTimeoutMs: config.vault.connectTimeoutMs,
-    headersTimeoutMs: config.vault.headersTimeoutMs,
-    totalTimeoutMs: config.vault.totalTimeoutMs,
-    maxAnswerBytes: config.vault.maxAnswerBytes,
-    userAgent: userAgent(),
-  })
+  const client = config.vault.transport === 'mqtt' ? await mqttClient(config, ca) : await httpClient(config, ca)
   const controller = new AbortController()
   let stopSignal: NodeJS.Signals | undefined
   const onSignal = (sig: NodeJS.Signals) => {
@@ -488,6 +488,44 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
     io.err(`device-agent: unexpected error: ${(err as Error).stack ?? String(err)}\n`)
     return EXIT.FAILED
   }
+}
+
+/** The HTTP(S) vault client (snapd's device-service protocol). */
+async function httpClient(config: AgentConfig, ca: string | undefined): Promise<VaultClient> {
+  const { HttpVaultClient } = await import('./vault/http-vault-client.js')
+  return new HttpVaultClient({
+    url: config.vault.url!,
+    ...(config.vault.apiKey !== undefined ? { apiKey: config.vault.apiKey } : {}),
+    headers: config.vault.headers,
+    ...(ca !== undefined ? { ca } : {}),
+    pins: config.vault.pins.map((p) => normalisePin(p)!),
+    proxy: config.vault.proxy,
+    connectTimeoutMs: config.vault.connectTimeoutMs,
+    headersTimeoutMs: config.vault.headersTimeoutMs,
+    totalTimeoutMs: config.vault.totalTimeoutMs,
+    maxAnswerBytes: config.vault.maxAnswerBytes,
+    userAgent: userAgent(),
+  })
+}
+
+/** The MQTT vault client (loaded only when configured: mqtt.js is not small). */
+async function mqttClient(config: AgentConfig, ca: string | undefined): Promise<VaultClient> {
+  const { MqttVaultClient } = await import('./vault/mqtt-vault-client.js')
+  const { randomBytes } = await import('node:crypto')
+  const m = config.vault.mqtt
+  return new MqttVaultClient({
+    broker: config.vault.broker!,
+    clientId: m.clientId ?? `sv-agent-${randomBytes(6).toString('hex')}`,
+    protocolVersion: m.version,
+    ...(config.vault.apiKey !== undefined ? { apiKey: config.vault.apiKey } : {}),
+    ...(m.username !== undefined ? { username: m.username } : {}),
+    ...(m.password !== undefined ? { password: m.password } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+    pins: config.vault.pins.map((p) => normalisePin(p)!),
+    connectTimeoutMs: config.vault.connectTimeoutMs,
+    totalTimeoutMs: config.vault.totalTimeoutMs,
+    maxAnswerBytes: config.vault.maxAnswerBytes,
+  })
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

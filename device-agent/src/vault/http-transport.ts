@@ -242,7 +242,7 @@ export function proxyFor(url: URL, proxy: TransportOptions['proxy']): URL | unde
  * chain (leaf, intermediate or root) must have one of the pinned SPKI
  * digests. Runs after the CA check, so a pin narrows trust, never widens it.
  */
-function pinningIdentityCheck(pins: ReadonlySet<string>): (host: string, cert: PeerCertificate) => Error | undefined {
+export function pinningIdentityCheck(pins: ReadonlySet<string>): (host: string, cert: PeerCertificate) => Error | undefined {
   return (host, cert) => {
     const err = checkServerIdentity(host, cert)
     if (err) return err

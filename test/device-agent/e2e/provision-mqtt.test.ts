@@ -1,0 +1,89 @@
+/**
+ * The agent over MQTT, end to end: a real vault (in this process) and the
+ * real agent process, through the vault's embedded broker (MQTT 3.1.1) and
+ * through the machine's Mosquitto (SV_TEST_MQTT_URL, default
+ * mqtt://127.0.0.1:1883; .ci/run starts it), with MQTT 3.1.1 and 5. The serial
+ * is checked by snapd's own code (snapd-check verify).
+ */
+import test from 'ava'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { startTestVault, type TestVault } from '../../helpers/vault.js'
+import { runSnapdCheck } from '../../helpers/snapd-check.js'
+import { runAgent } from '../helpers/agent-process.js'
+
+const MOSQUITTO = process.env.SV_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883'
+
+let embedded: TestVault
+let external: TestVault
+let work: string
+
+test.before(async () => {
+  embedded = await startTestVault(undefined, { config: { mqtt: { mode: 'embedded', listen: '127.0.0.1:0' } } })
+  try {
+    external = await startTestVault(undefined, { config: { mqtt: { mode: 'external', url: MOSQUITTO, group: `agent-test-${randomBytes(4).toString('hex')}` } } })
+  } catch (e) {
+    throw new Error(`cannot reach Mosquitto at ${MOSQUITTO} (.ci/run starts it; or: mosquitto -d -c /etc/mosquitto/mosquitto.conf): ${(e as Error).message}`)
+  }
+  work = await mkdtemp(join(tmpdir(), 'sv-agent-mqtt-'))
+})
+test.after.always(async () => {
+  for (const v of [embedded, external]) {
+    await v?.close()
+    if (v) await rm(v.dataDir, { recursive: true, force: true })
+  }
+  if (work) await rm(work, { recursive: true, force: true })
+})
+
+function args(v: TestVault, broker: string, serial: string, stateDir: string, extra: string[] = []): string[] {
+  return ['provision', '--once', '--transport', 'mqtt', '--broker', broker, '--api-key', v.apiKey, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-value', serial, '--trusted', v.trusted, '--state-dir', stateDir, '--key-bits', '2048', ...extra]
+}
+
+async function provisionAndVerify(t: import('ava').ExecutionContext, v: TestVault, broker: string, serial: string, extra: string[] = []): Promise<void> {
+  const stateDir = join(work, serial)
+  const r = await runAgent(args(v, broker, serial, stateDir, extra), { timeoutMs: 90_000 })
+  t.is(r.code, 0, r.stderr)
+  t.regex(r.stdout, new RegExp(`^provisioned: acme-brand/acme-pi-gateway serial ${serial}`))
+  const check = await runSnapdCheck(['verify', '--trusted', v.trusted, '--chain', join(stateDir, 'chain.assert'), join(stateDir, 'serial.assert')])
+  t.is(check.code, 0, check.stdout + check.stderr)
+  const log = (await v.vault.store.queryLog({ serial, limit: 10 })).entries
+  t.deepEqual(log.map((e) => [e.outcome, e.transport]), [['issued', 'mqtt']])
+  t.is(typeof log[0]!.timings?.['request-id-ms'], 'number', 'the agent telemetry reached the log over MQTT too')
+}
+
+test('mqtt: the agent provisions through the embedded broker (MQTT 3.1.1), snapd verifies the serial', async (t) => {
+  await provisionAndVerify(t, embedded, embedded.vault.mqttUrl!, 'MQ-EMB-1')
+})
+
+test('mqtt: the agent provisions through Mosquitto (MQTT 3.1.1), snapd verifies the serial', async (t) => {
+  await provisionAndVerify(t, external, MOSQUITTO, 'MQ-EXT-1')
+})
+
+test('mqtt: the agent provisions through Mosquitto with MQTT 5 (response topic, correlation data)', async (t) => {
+  await provisionAndVerify(t, external, MOSQUITTO, 'MQ-EXT-5', ['--mqtt-version', '5'])
+})
+
+test('mqtt: a wrong API key is refused by the embedded broker: exit 1 with the refusal recorded', async (t) => {
+  const stateDir = join(work, 'bad-key')
+  const r = await runAgent(['provision', '--once', '--transport', 'mqtt', '--broker', embedded.vault.mqttUrl!, '--api-key', 'not-the-api-key-0000', '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-value', 'MQ-BAD', '--trusted', embedded.trusted, '--state-dir', stateDir, '--key-bits', '2048'], { timeoutMs: 90_000 })
+  t.is(r.code, 1, r.stderr)
+  const status = await runAgent(['status', '--json', '--state-dir', stateDir])
+  t.regex(status.stdout, /SV_AGENT_VAULT_REFUSED/)
+})
+
+test('mqtt: a clone attempt over MQTT (same serial, another key) exits 1 with SV_SERIAL_TAKEN', async (t) => {
+  const first = await runAgent(args(embedded, embedded.vault.mqttUrl!, 'MQ-CLONE', join(work, 'clone-a')), { timeoutMs: 90_000 })
+  t.is(first.code, 0, first.stderr)
+  const second = await runAgent(args(embedded, embedded.vault.mqttUrl!, 'MQ-CLONE', join(work, 'clone-b')), { timeoutMs: 90_000 })
+  t.is(second.code, 1, second.stderr)
+  const status = await runAgent(['status', '--json', '--state-dir', join(work, 'clone-b')])
+  t.regex(status.stdout, /SV_SERIAL_TAKEN/)
+})
+
+test('mqtt: the transport needs a broker URL (exit 2)', async (t) => {
+  const r = await runAgent(['provision', '--once', '--transport', 'mqtt', '--api-key', 'k', '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--trusted', embedded.trusted, '--state-dir', join(work, 'nobroker')])
+  t.is(r.code, 2)
+  t.regex(r.stderr, /vault\.broker: required to provision over MQTT/)
+})
