@@ -10,7 +10,7 @@
  */
 import { z } from 'zod'
 import { join } from 'node:path'
-import { ACCOUNT_ID_RE, MODEL_NAME_RE, configFromEnv, getPath, mergeConfig, redactConfig, validateConfig, isVaultError, type ConfigTree, type EnvTable } from '@sv/shared'
+import { ACCOUNT_ID_RE, MODEL_NAME_RE, MQTT_PREFIX, MQTT_PREFIX_RE, configFromEnv, getPath, mergeConfig, redactConfig, validateConfig, isVaultError, type ConfigTree, type EnvTable } from '@sv/shared'
 import { AgentError } from './errors.js'
 import { checkSerialSources, type SerialSourceConfig } from './identity/serial-sources.js'
 import { RELEASE_DATE } from './version.js'
@@ -50,6 +50,8 @@ export const AgentConfigSchema = z
             clientId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'expected 1-128 of A-Z a-z 0-9 . _ : -').optional(),
             /** 4 = MQTT 3.1.1 (the embedded broker), 5 = MQTT 5 (response topic and correlation data) */
             version: z.union([z.literal(4), z.literal(5)]).default(4),
+            /** the vault deployment's topic prefix */
+            topicPrefix: z.string().regex(MQTT_PREFIX_RE, 'expected topic levels of A-Z a-z 0-9 . _ - without wildcards').default(MQTT_PREFIX),
             /** CONNECT credentials for an external broker; default username "device" and the API key as password */
             username: z.string().min(1).max(256).optional(),
             /** secret */
@@ -188,6 +190,7 @@ export const AGENT_ENV: EnvTable = {
   AGENT_BROKER: { path: 'vault.broker', type: 'string' },
   AGENT_MQTT_CLIENT_ID: { path: 'vault.mqtt.clientId', type: 'string' },
   AGENT_MQTT_VERSION: { path: 'vault.mqtt.version', type: 'number' },
+  AGENT_MQTT_TOPIC_PREFIX: { path: 'vault.mqtt.topicPrefix', type: 'string' },
   AGENT_MQTT_USERNAME: { path: 'vault.mqtt.username', type: 'string' },
   AGENT_MQTT_PASSWORD: { path: 'vault.mqtt.password', type: 'string', secret: true },
   AGENT_API_KEY: { path: 'vault.apiKey', type: 'string', secret: true },

@@ -65,6 +65,7 @@ interface ProvisionFlags extends CommonFlags {
   broker?: string
   mqttClientId?: string
   mqttVersion?: string
+  mqttTopicPrefix?: string
   apiKey?: string
   apiKeyFile?: string
   header: string[]
@@ -111,6 +112,7 @@ export function buildProgram(io: CliIo, exit: (code: number) => void): Command {
     .option('--broker <url>', 'MQTT broker for --transport mqtt: mqtt://HOST:PORT or mqtts://HOST:PORT')
     .option('--mqtt-client-id <id>', 'MQTT client id (default sv-agent-<random>; unique per device)')
     .option('--mqtt-version <4|5>', 'MQTT protocol: 4 = 3.1.1 (default, the embedded broker), 5')
+    .option('--mqtt-topic-prefix <prefix>', "the vault deployment's topic prefix (default serial-vault/v1)")
     .option('--api-key <key>', 'api-key header (prefer --api-key-file or AGENT_API_KEY)')
     .option('--api-key-file <file>', 'read the api-key from FILE')
     .option('--header <name=value>', 'extra header on both requests; repeatable', collect, [])
@@ -176,6 +178,7 @@ function provisionTree(f: ProvisionFlags): { tree: ConfigTree; problems: string[
   set('vault.broker', f.broker)
   set('vault.mqtt.clientId', f.mqttClientId)
   set('vault.mqtt.version', num('mqtt-version', f.mqttVersion))
+  set('vault.mqtt.topicPrefix', f.mqttTopicPrefix)
   set('vault.apiKey', f.apiKey)
   set('vault.ca', f.ca)
   if (f.pin.length > 0) set('vault.pins', f.pin)
@@ -517,6 +520,7 @@ async function mqttClient(config: AgentConfig, ca: string | undefined): Promise<
     broker: config.vault.broker!,
     clientId: m.clientId ?? `sv-agent-${randomBytes(6).toString('hex')}`,
     protocolVersion: m.version,
+    topicPrefix: m.topicPrefix,
     ...(config.vault.apiKey !== undefined ? { apiKey: config.vault.apiKey } : {}),
     ...(m.username !== undefined ? { username: m.username } : {}),
     ...(m.password !== undefined ? { password: m.password } : {}),

@@ -35,6 +35,7 @@ export { LOG_EVENTS, type LogEvent } from './log-events.js'
 export { CANONICAL_ACCOUNT, CANONICAL_ROOT_ACCOUNT_KEY } from './assertion/canonical.js'
 export {
   MQTT_PREFIX,
+  MQTT_PREFIX_RE,
   MQTT_OPERATIONS,
   MQTT_MAX_PAYLOAD,
   MQTT_CLIENT_ID_RE,

@@ -7,7 +7,7 @@
 import { z } from 'zod'
 import { parse as parseYaml } from 'yaml'
 import { join } from 'node:path'
-import { configFromEnv, mergeConfig, redactConfig, validateConfig, VaultError, type ConfigTree, type EnvTable } from '@sv/shared'
+import { configFromEnv, mergeConfig, redactConfig, validateConfig, VaultError, MQTT_PREFIX, MQTT_PREFIX_RE, type ConfigTree, type EnvTable } from '@sv/shared'
 
 const listen = z
   .string()
@@ -95,12 +95,14 @@ export const VaultConfigSchema = z
         ca: z.string().optional(),
         /** shared subscription group of this deployment */
         group: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default('serial-vault'),
+        /** topic prefix; deployments sharing a broker take their own (e.g. acme/serial-vault/v1) */
+        topicPrefix: z.string().regex(MQTT_PREFIX_RE, 'expected topic levels of A-Z a-z 0-9 . _ - without wildcards').default(MQTT_PREFIX),
         maxPayloadBytes: z.number().int().min(1024).max(4 * 1024 * 1024).default(256 * 1024),
         /** per-client rate limit: requests per second, and burst */
         ratePerSecond: z.number().min(0.1).max(100000).default(20),
         rateBurst: z.number().int().min(1).max(100000).default(40),
       })
-      .default({ mode: 'embedded', listen: '127.0.0.1:8883', group: 'serial-vault', maxPayloadBytes: 256 * 1024, ratePerSecond: 20, rateBurst: 40 }),
+      .default({ mode: 'embedded', listen: '127.0.0.1:8883', group: 'serial-vault', topicPrefix: MQTT_PREFIX, maxPayloadBytes: 256 * 1024, ratePerSecond: 20, rateBurst: 40 }),
   })
   .strict()
 
@@ -134,6 +136,7 @@ export const VAULT_ENV: EnvTable = {
   VAULT_MQTT_PASSWORD: { path: 'mqtt.password', type: 'string', secret: true },
   VAULT_MQTT_CA: { path: 'mqtt.ca', type: 'string' },
   VAULT_MQTT_GROUP: { path: 'mqtt.group', type: 'string' },
+  VAULT_MQTT_TOPIC_PREFIX: { path: 'mqtt.topicPrefix', type: 'string' },
 }
 
 export const SECRET_PATHS = ['store.url', 'masterKey.value', 'mqtt.url', 'mqtt.password']

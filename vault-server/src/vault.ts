@@ -132,6 +132,7 @@ async function startMqtt(core: VaultCore, tls: { cert: Buffer; key: Buffer } | u
     admission,
     log: log.child({ module: 'mqtt' }),
     maxPayloadBytes: config.mqtt.maxPayloadBytes,
+    topicPrefix: config.mqtt.topicPrefix,
     ratePerSecond: config.mqtt.ratePerSecond,
     rateBurst: config.mqtt.rateBurst,
     onMessage: (op, result) => metrics.mqttMessages.inc({ op, result }),
@@ -141,6 +142,7 @@ async function startMqtt(core: VaultCore, tls: { cert: Buffer; key: Buffer } | u
     return startExternalBridge({
       url: config.mqtt.url,
       group: config.mqtt.group,
+      topicPrefix: config.mqtt.topicPrefix,
       router,
       log,
       ...(config.mqtt.username ? { username: config.mqtt.username } : {}),
@@ -156,6 +158,7 @@ async function startMqtt(core: VaultCore, tls: { cert: Buffer; key: Buffer } | u
     router,
     log: log.child({ module: 'mqtt' }),
     maxPayloadBytes: config.mqtt.maxPayloadBytes,
+    topicPrefix: config.mqtt.topicPrefix,
     isValidApiKey: async (key) => (await services.models.modelsForApiKey(key)).length > 0,
   })
 }

@@ -38,6 +38,8 @@ export interface MqttVaultClientOptions {
   username?: string
   password?: string
   protocolVersion?: 4 | 5
+  /** topic prefix of the vault deployment (default serial-vault/v1) */
+  topicPrefix?: string
   ca?: string
   pins?: readonly string[]
   connectTimeoutMs?: number
@@ -126,12 +128,18 @@ export class MqttVaultClient implements VaultClient {
       })
       client.on('error', () => undefined) // 'close' follows and fails the calls in flight
       try {
-        const granted = await client.subscribeAsync(replyFilter(o.clientId), { qos: 1 })
+        const granted = await client.subscribeAsync(replyFilter(o.clientId, o.topicPrefix), { qos: 1 })
         if (granted.some((g) => g.qos === 128)) {
-          throw new AgentError('SV_AGENT_VAULT_REFUSED', `${step}: the broker refused the subscription to ${replyFilter(o.clientId)} (ACL)`, { details: { step, reason: 'subscribe-refused' } })
+          throw new AgentError('SV_AGENT_VAULT_REFUSED', `${step}: the broker refused the subscription to ${replyFilter(o.clientId, o.topicPrefix)} (ACL)`, { details: { step, reason: 'subscribe-refused' } })
         }
       } catch (err) {
+        // mqtt.js rejects a refused SUBACK (reason 0x80) with "Subscribe error: ..."
+        // while the connection stays up: the broker's ACL said no, which retrying will not change
+        const refused = client.connected && /^Subscribe error/.test((err as Error).message ?? '')
         await client.endAsync(true).catch(() => undefined)
+        if (refused) {
+          throw new AgentError('SV_AGENT_VAULT_REFUSED', `${step}: the broker refused the subscription to ${replyFilter(o.clientId, o.topicPrefix)} (ACL; check the topic prefix)`, { details: { step, reason: 'subscribe-refused' }, cause: err })
+        }
         throw err instanceof AgentError ? err : connectError(step, err)
       }
       this.#client = client
@@ -180,8 +188,9 @@ export class MqttVaultClient implements VaultClient {
           reject(e)
         },
       })
-      const props = v5 ? { properties: { responseTopic: `${requestTopic(op)}/${this.#o.clientId}/reply`, correlationData: Buffer.from(token) } } : {}
-      client.publishAsync(requestTopic(op), JSON.stringify(payload), { qos: 1, ...props }).catch((err: unknown) => {
+      const topic = requestTopic(op, this.#o.topicPrefix)
+      const props = v5 ? { properties: { responseTopic: `${topic}/${this.#o.clientId}/reply`, correlationData: Buffer.from(token) } } : {}
+      client.publishAsync(topic, JSON.stringify(payload), { qos: 1, ...props }).catch((err: unknown) => {
         this.#pending.get(token)?.reject(transportError(op, err))
       })
     })

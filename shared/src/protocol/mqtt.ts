@@ -35,22 +35,29 @@ export const MQTT_MAX_PAYLOAD = 256 * 1024
 export const MQTT_CLIENT_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/
 const TOKEN_RE = /^[A-Za-z0-9._:-]{1,128}$/
 
-export function requestTopic(op: MqttOperation): string {
-  return `${MQTT_PREFIX}/${op}`
+/**
+ * A topic prefix: `serial-vault/v1` by default. Deployments sharing a broker
+ * (several brands on one EMQX, test runs on one Mosquitto) each take their
+ * own, e.g. `acme/serial-vault/v1`. Levels of A-Z a-z 0-9 . _ -, no wildcards.
+ */
+export const MQTT_PREFIX_RE = /^[A-Za-z0-9._-]{1,64}(?:\/[A-Za-z0-9._-]{1,64}){0,7}$/
+
+export function requestTopic(op: MqttOperation, prefix: string = MQTT_PREFIX): string {
+  return `${prefix}/${op}`
 }
 
-export function replyTopic(op: MqttOperation, client: string, kind: 'accepted' | 'rejected'): string {
-  return `${MQTT_PREFIX}/${op}/${client}/${kind}`
+export function replyTopic(op: MqttOperation, client: string, kind: 'accepted' | 'rejected', prefix: string = MQTT_PREFIX): string {
+  return `${prefix}/${op}/${client}/${kind}`
 }
 
 /** The subscription filter for one client's replies (what a device subscribes to). */
-export function replyFilter(client: string): string {
-  return `${MQTT_PREFIX}/+/${client}/+`
+export function replyFilter(client: string, prefix: string = MQTT_PREFIX): string {
+  return `${prefix}/+/${client}/+`
 }
 
 /** The operation of a request topic, or undefined. */
-export function operationOf(topic: string): MqttOperation | undefined {
-  for (const op of MQTT_OPERATIONS) if (topic === requestTopic(op)) return op
+export function operationOf(topic: string, prefix: string = MQTT_PREFIX): MqttOperation | undefined {
+  for (const op of MQTT_OPERATIONS) if (topic === requestTopic(op, prefix)) return op
   return undefined
 }
 
@@ -99,6 +106,6 @@ export function parseMqttRequest(payload: Uint8Array): MqttRequest {
 }
 
 /** A response topic given by an MQTT 5 client must stay under the prefix and not be a request topic. */
-export function isAcceptableResponseTopic(topic: string): boolean {
-  return topic.startsWith(`${MQTT_PREFIX}/`) && !/[#+]/.test(topic) && operationOf(topic) === undefined && topic.length <= 512
+export function isAcceptableResponseTopic(topic: string, prefix: string = MQTT_PREFIX): boolean {
+  return topic.startsWith(`${prefix}/`) && !/[#+]/.test(topic) && operationOf(topic, prefix) === undefined && topic.length <= 512
 }

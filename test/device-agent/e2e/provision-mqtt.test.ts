@@ -15,6 +15,9 @@ import { runSnapdCheck } from '../../helpers/snapd-check.js'
 import { runAgent } from '../helpers/agent-process.js'
 
 const MOSQUITTO = process.env.SV_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883'
+// this file's own topics on the shared Mosquitto: vaults of other test files
+// (other shared-subscription groups) must not see, or answer, its requests
+const PREFIX = `sv-test-${randomBytes(4).toString('hex')}/serial-vault/v1`
 
 let embedded: TestVault
 let external: TestVault
@@ -23,7 +26,7 @@ let work: string
 test.before(async () => {
   embedded = await startTestVault(undefined, { config: { mqtt: { mode: 'embedded', listen: '127.0.0.1:0' } } })
   try {
-    external = await startTestVault(undefined, { config: { mqtt: { mode: 'external', url: MOSQUITTO, group: `agent-test-${randomBytes(4).toString('hex')}` } } })
+    external = await startTestVault(undefined, { config: { mqtt: { mode: 'external', url: MOSQUITTO, group: `agent-test-${randomBytes(4).toString('hex')}`, topicPrefix: PREFIX } } })
   } catch (e) {
     throw new Error(`cannot reach Mosquitto at ${MOSQUITTO} (.ci/run starts it; or: mosquitto -d -c /etc/mosquitto/mosquitto.conf): ${(e as Error).message}`)
   }
@@ -38,7 +41,8 @@ test.after.always(async () => {
 })
 
 function args(v: TestVault, broker: string, serial: string, stateDir: string, extra: string[] = []): string[] {
-  return ['provision', '--once', '--transport', 'mqtt', '--broker', broker, '--api-key', v.apiKey, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-value', serial, '--trusted', v.trusted, '--state-dir', stateDir, '--key-bits', '2048', ...extra]
+  const prefix = v === external ? ['--mqtt-topic-prefix', PREFIX] : []
+  return ['provision', '--once', '--transport', 'mqtt', '--broker', broker, ...prefix, '--api-key', v.apiKey, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-value', serial, '--trusted', v.trusted, '--state-dir', stateDir, '--key-bits', '2048', ...extra]
 }
 
 async function provisionAndVerify(t: import('ava').ExecutionContext, v: TestVault, broker: string, serial: string, extra: string[] = []): Promise<void> {
@@ -86,4 +90,26 @@ test('mqtt: the transport needs a broker URL (exit 2)', async (t) => {
   const r = await runAgent(['provision', '--once', '--transport', 'mqtt', '--api-key', 'k', '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--trusted', embedded.trusted, '--state-dir', join(work, 'nobroker')])
   t.is(r.code, 2)
   t.regex(r.stderr, /vault\.broker: required to provision over MQTT/)
+})
+
+test('mqtt: deployments on one broker are isolated by their topic prefix: a device asking another prefix gets no answer', async (t) => {
+  const stateDir = join(work, 'other-prefix')
+  const r = await runAgent([...args(embedded, MOSQUITTO, 'MQ-NOBODY', stateDir), '--mqtt-topic-prefix', `nobody-${randomBytes(4).toString('hex')}/v1`], {
+    env: { AGENT_TOTAL_TIMEOUT_MS: '1500' },
+    timeoutMs: 60_000,
+  })
+  t.is(r.code, 3, 'no vault listens there: retry later')
+  const status = await runAgent(['status', '--json', '--state-dir', stateDir])
+  t.regex(status.stdout, /SV_AGENT_VAULT_UNAVAILABLE/)
+  t.deepEqual((await external.vault.store.queryLog({ serial: 'MQ-NOBODY', limit: 10 })).entries, [])
+})
+
+test('mqtt: an embedded broker with its own topic prefix (three levels) serves an agent using it; its ACL follows the prefix', async (t) => {
+  const prefix = 'acme/serial-vault/v1'
+  const v = await startTestVault(t, { config: { mqtt: { mode: 'embedded', listen: '127.0.0.1:0', topicPrefix: prefix } } })
+  const stateDir = join(work, 'embedded-prefix')
+  const r = await runAgent(['provision', '--once', '--transport', 'mqtt', '--broker', v.vault.mqttUrl!, '--mqtt-topic-prefix', prefix, '--api-key', v.apiKey, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-value', 'MQ-PFX-1', '--trusted', v.trusted, '--state-dir', stateDir, '--key-bits', '2048'], { timeoutMs: 90_000 })
+  t.is(r.code, 0, r.stderr)
+  const wrong = await runAgent(['provision', '--once', '--transport', 'mqtt', '--broker', v.vault.mqttUrl!, '--api-key', v.apiKey, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-value', 'MQ-PFX-2', '--trusted', v.trusted, '--state-dir', join(work, 'embedded-prefix-2'), '--key-bits', '2048'], { timeoutMs: 90_000 })
+  t.is(wrong.code, 1, 'the default prefix is outside this broker\'s ACL: the subscription is refused')
 })

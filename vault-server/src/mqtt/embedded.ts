@@ -26,6 +26,8 @@ export interface EmbeddedBrokerOptions {
   /** true when the API key belongs to some model */
   isValidApiKey: (apiKey: string) => Promise<boolean>
   maxPayloadBytes: number
+  /** topic prefix (default serial-vault/v1) */
+  topicPrefix?: string
   /** most simultaneous client connections */
   maxConnections?: number
 }
@@ -94,6 +96,8 @@ function authError(code: number, message: string): AuthenticateError {
 }
 
 export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  const prefix = o.topicPrefix ?? MQTT_PREFIX
+  const depth = prefix.split('/').length
   const broker = await Aedes.createBroker({
     concurrency: 200,
     connectTimeout: 15_000,
@@ -116,17 +120,22 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
     },
     authorizePublish: (client: Client | null, packet: PublishPacket, callback) => {
       if (!client) return callback(null) // the vault's own replies
-      if (!operationOf(packet.topic)) {
+      if (!operationOf(packet.topic, prefix)) {
         o.log.warn({ client: client.id, topic: packet.topic.slice(0, 200), reason: 'publish outside the request topics' }, 'mqtt.message_dropped')
         return callback(new Error('not a request topic'))
       }
       callback(null)
     },
     authorizeSubscribe: (client: Client, sub: Subscription, callback) => {
-      const own = `${MQTT_PREFIX}/`
       const parts = sub.topic.split('/')
-      // serial-vault/v1/<op or +>/<client id>/<accepted|rejected|+>
-      const ok = sub.topic.startsWith(own) && parts.length === 5 && parts[3] === client.id && !parts[3].includes('#') && (parts[2] === '+' || operationOf(`${MQTT_PREFIX}/${parts[2]}`) !== undefined) && ['+', 'accepted', 'rejected'].includes(parts[4]!)
+      // <prefix>/<op or +>/<client id>/<accepted|rejected|+>
+      const [opPart, idPart, kindPart] = parts.slice(depth)
+      const ok =
+        sub.topic.startsWith(`${prefix}/`) &&
+        parts.length === depth + 3 &&
+        idPart === client.id &&
+        (opPart === '+' || operationOf(`${prefix}/${opPart}`, prefix) !== undefined) &&
+        ['+', 'accepted', 'rejected'].includes(kindPart!)
       if (!ok) {
         o.log.warn({ client: client.id, topic: sub.topic.slice(0, 200), reason: 'subscription outside own reply topics' }, 'mqtt.message_dropped')
         return callback(null, null)
@@ -136,7 +145,7 @@ export async function startEmbeddedBroker(o: EmbeddedBrokerOptions): Promise<Emb
   })
 
   broker.on('publish', (packet, client) => {
-    if (!client || !operationOf(packet.topic)) return
+    if (!client || !operationOf(packet.topic, prefix)) return
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload as string)
     o.router.handle({ topic: packet.topic, payload, clientId: client.id }).then((reply) => {
       if (!reply) return

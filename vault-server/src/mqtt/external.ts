@@ -22,6 +22,8 @@ export interface ExternalBrokerOptions {
   ca?: string
   /** shared subscription group (one per vault deployment) */
   group: string
+  /** topic prefix (default serial-vault/v1) */
+  topicPrefix?: string
   router: MqttRouter
   log: Logger
 }
@@ -43,7 +45,7 @@ export async function startExternalBridge(o: ExternalBrokerOptions): Promise<Ext
     ...(o.ca ? { ca: await readFile(o.ca) } : {}),
   }
   const client: MqttClient = await mqtt.connectAsync(o.url, opts)
-  const topics = MQTT_OPERATIONS.map((op) => `$share/${o.group}/${requestTopic(op)}`)
+  const topics = MQTT_OPERATIONS.map((op) => `$share/${o.group}/${requestTopic(op, o.topicPrefix)}`)
   const subscribe = () => client.subscribeAsync(topics, { qos: 1 })
   await subscribe()
   client.on('connect', () => {

@@ -19,6 +19,7 @@ import {
   replyTopic,
   toErrorBody,
   MQTT_CLIENT_ID_RE,
+  MQTT_PREFIX,
   type MqttOperation,
   type MqttRejectedReply,
   type MqttRequest,
@@ -52,6 +53,8 @@ export interface MqttRouterOptions {
   admission: Admission
   log: Logger
   maxPayloadBytes: number
+  /** topic prefix (default serial-vault/v1) */
+  topicPrefix?: string
   ratePerSecond: number
   rateBurst: number
   /** counts per operation and result, for metrics */
@@ -80,6 +83,7 @@ function clientNamedIn(payload: Buffer): { client?: string } {
 
 export class MqttRouter {
   readonly #o: MqttRouterOptions
+  readonly #prefix: string
   readonly #now: () => number
   readonly #buckets = new Map<string, Bucket>()
   readonly #recent = new Map<string, { at: number; reply: Promise<MqttOutgoing | undefined> }>()
@@ -87,14 +91,15 @@ export class MqttRouter {
 
   constructor(options: MqttRouterOptions) {
     this.#o = options
+    this.#prefix = options.topicPrefix ?? MQTT_PREFIX
     this.#now = options.now ?? Date.now
   }
 
   /** Handles one request message; resolves with the reply to publish, or undefined (dropped). Never rejects. */
   async handle(msg: MqttIncoming): Promise<MqttOutgoing | undefined> {
-    const op = operationOf(msg.topic)
+    const op = operationOf(msg.topic, this.#prefix)
     if (!op) return this.#drop(msg, 'not a request topic')
-    const responseTopic = msg.responseTopic !== undefined && isAcceptableResponseTopic(msg.responseTopic) ? msg.responseTopic : undefined
+    const responseTopic = msg.responseTopic !== undefined && isAcceptableResponseTopic(msg.responseTopic, this.#prefix) ? msg.responseTopic : undefined
     if (msg.responseTopic !== undefined && !responseTopic) return this.#drop(msg, 'response topic outside serial-vault/v1/')
 
     // who is asking (for the reply topic and the rate limit)
@@ -200,7 +205,7 @@ export class MqttRouter {
   }
 
   #out(op: MqttOperation, client: string | undefined, responseTopic: string | undefined, correlationData: Buffer | undefined, kind: 'accepted' | 'rejected', body: Record<string, unknown>): MqttOutgoing {
-    const topic = responseTopic ?? replyTopic(op, client!, kind)
+    const topic = responseTopic ?? replyTopic(op, client!, kind, this.#prefix)
     const out: MqttOutgoing = { topic, payload: Buffer.from(JSON.stringify(responseTopic ? { ...body, result: kind } : body)) }
     if (correlationData) out.correlationData = correlationData
     return out
@@ -241,7 +246,7 @@ export class MqttRouter {
   }
 
   #drop(msg: MqttIncoming, reason: string, log = true): undefined {
-    this.#o.onMessage?.(operationOf(msg.topic) ?? 'unknown', 'dropped')
+    this.#o.onMessage?.(operationOf(msg.topic, this.#prefix) ?? 'unknown', 'dropped')
     // a flood must not flood the log either: log the first drops, then one in a thousand
     if (log || this.#droppedLogged++ % 1000 === 0) {
       this.#o.log.warn({ topic: msg.topic.slice(0, 200), client: msg.clientId, bytes: msg.payload.length, reason }, 'mqtt.message_dropped')
