@@ -194,8 +194,8 @@ async function withCpu(n: number, vaults: ChildProcess[], broker: ChildProcess |
 }
 
 export async function scaleBench(argv: string[]): Promise<BenchResult> {
-  const perRun = Number(arg(argv, '--registrations', '300'))
-  const clients = Number(arg(argv, '--clients', '16'))
+  const perRun = Number(arg(argv, '--registrations', '600'))
+  const clients = Number(arg(argv, '--clients', '64'))
   const brandPem = await readFile(join(VECTORS, 'keys/brand.key.pem'), 'utf8')
   const masterKey = randomBytes(32).toString('hex')
   const apiKey = `bench-api-key-${randomBytes(8).toString('hex')}`
