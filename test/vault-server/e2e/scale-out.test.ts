@@ -1,7 +1,8 @@
 /**
  * Scale-out: two real `vault-server serve` processes on ONE PostgreSQL schema
  * (a fresh random one, dropped at the end) and ONE Mosquitto (SV_TEST_MQTT_URL,
- * external mode, both in the same $share group), sharing the master key.
+ * external mode, both in the same $share group, under a topic prefix of this
+ * test's own), sharing the master key.
  *
  * 280 registrations are prepared (request-ids fetched from one instance, or
  * over MQTT) and then sent all at once: over HTTPS alternately to the other
@@ -35,7 +36,7 @@ import { generateSelfSigned } from '../../../vault-server/src/tls.js'
 import { ROOT, VECTORS, startTestVault } from '../../helpers/vault.js'
 import { fetchRequestId, generateDeviceKeys, httpRequest, jsonOf, postSerial, registerDevice, serialRequestStream, type DeviceKey } from '../../helpers/device.js'
 import { admin as adminCall, metricValue } from '../http/api.js'
-import { PG_URL, SHARED_MQTT_URL, connectMqtt, holdSharedBroker, mqttRequest, mqttRequestId, requireBroker, subscribeReplies } from '../mqtt/mqtt-helpers.js'
+import { PG_URL, SHARED_MQTT_URL, connectMqtt, mqttRequest, mqttRequestId, requireBroker, subscribeReplies, testPrefix } from '../mqtt/mqtt-helpers.js'
 
 const BRAND = 'acme-brand'
 const KEYS = 32
@@ -152,9 +153,9 @@ test('scale-out: two vault-server processes on one PostgreSQL schema and one Mos
     await writeFile(join(d, 'key.pem'), keyPem, { mode: 0o600 })
   }
 
-  // --- two instances, one broker group ------------------------------------------------
-  await holdSharedBroker(t)
+  // --- two instances, one broker group (under a topic prefix of this test's own) -------
   const group = `sv-scale-${randomBytes(4).toString('hex')}`
+  const prefix = testPrefix()
   const env = {
     VAULT_MASTER_KEY: masterKey,
     VAULT_STORE_DRIVER: 'postgres',
@@ -163,6 +164,7 @@ test('scale-out: two vault-server processes on one PostgreSQL schema and one Mos
     VAULT_MQTT_MODE: 'external',
     VAULT_MQTT_URL: SHARED_MQTT_URL,
     VAULT_MQTT_GROUP: group,
+    VAULT_MQTT_TOPIC_PREFIX: prefix,
     VAULT_SIGNING_WORKERS: '1',
     VAULT_LOG_LEVEL: 'warn',
   }
@@ -196,7 +198,7 @@ test('scale-out: two vault-server processes on one PostgreSQL schema and one Mos
   await Promise.all(
     mqttJobs.map(async ({ i }) => {
       const c = await connectMqtt(t, SHARED_MQTT_URL, { clientId: `scale-dev-${group}-${i}` })
-      await subscribeReplies(c)
+      await subscribeReplies(c, { prefix })
       clients.set(i, c)
     }),
   )
@@ -204,7 +206,7 @@ test('scale-out: two vault-server processes on one PostgreSQL schema and one Mos
   // request-ids: an HTTPS device gets its id from the OTHER instance than the one it posts to
   await Promise.all(
     jobs.map(async (j, i) => {
-      if (!j.requestId) j.requestId = j.to === 'mqtt' ? await mqttRequestId(clients.get(i)!, apiKey) : await fetchRequestId(j.to === 'A' ? B.url : A.url, apiKey)
+      if (!j.requestId) j.requestId = j.to === 'mqtt' ? await mqttRequestId(clients.get(i)!, apiKey, { prefix }) : await fetchRequestId(j.to === 'A' ? B.url : A.url, apiKey)
       j.body = await serialRequestStream({ key: j.key, brandId: BRAND, model: j.model, requestId: j.requestId, serial: j.serial })
     }),
   )
@@ -215,7 +217,7 @@ test('scale-out: two vault-server processes on one PostgreSQL schema and one Mos
     jobs.map(async (j, i): Promise<Answer> => {
       try {
         if (j.to === 'mqtt') {
-          const r = await mqttRequest(clients.get(i)!, 'serial', { 'api-key': apiKey, body: j.body!.toString('utf8') }, { timeoutMs: ANSWER_MS })
+          const r = await mqttRequest(clients.get(i)!, 'serial', { 'api-key': apiKey, body: j.body!.toString('utf8') }, { timeoutMs: ANSWER_MS, prefix })
           return { answered: true, ok: r.kind === 'accepted', via: 'mqtt', ...(r.kind === 'accepted' ? { assertions: r.body.assertions as string } : { code: r.body.code as string }) }
         }
         const r = await postSerial(urlOf[j.to], apiKey, j.body!, { timeoutMs: ANSWER_MS })

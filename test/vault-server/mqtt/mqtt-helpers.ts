@@ -8,20 +8,16 @@
  *   r.kind ('accepted' | 'rejected'), r.body (parsed JSON), r.topic
  *
  * The shared broker (SV_TEST_MQTT_URL, Mosquitto) has one topic namespace:
- * every vault subscribed to serial-vault/v1/# in external mode gets every
- * request (a copy per shared-subscription group) and answers it, so two test
- * vaults on it at once answer each other's devices. `holdSharedBroker`
- * serialises, across AVA's worker processes, the tests that put a vault on
- * that broker.
+ * every vault subscribed to a prefix in external mode gets every request
+ * under it (a copy per shared-subscription group) and answers it. Test files
+ * that put a vault on that broker therefore give it a topic prefix of their
+ * own (mqtt.topicPrefix, `testPrefix()`), and pass it to these helpers.
  */
 import type { ExecutionContext } from 'ava'
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { randomBytes, createHash } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { Buffer } from 'node:buffer'
 import mqtt, { type IClientOptions, type MqttClient, type IPublishPacket } from 'mqtt'
-import { replyFilter, requestTopic, type MqttOperation } from '@sv/shared'
+import { MQTT_PREFIX, replyFilter, requestTopic, type MqttOperation } from '@sv/shared'
 
 /** The shared broker of the test machine (started by .ci/run). */
 export const SHARED_MQTT_URL = process.env.SV_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883'
@@ -140,10 +136,15 @@ export function inboxOf(client: MqttClient): Inbox {
   return i
 }
 
-/** Subscribes the client to its own reply topics (serial-vault/v1/+/<id>/+); resolves with the granted QoS. */
-export async function subscribeReplies(client: MqttClient, clientId = client.options.clientId!): Promise<number> {
+/** A topic prefix of this test file's own on a shared broker (`sv-test-<random>/serial-vault/v1`). */
+export function testPrefix(): string {
+  return `sv-test-${randomBytes(5).toString('hex')}/${MQTT_PREFIX}`
+}
+
+/** Subscribes the client to its own reply topics (PREFIX/+/<id>/+); resolves with the granted QoS. */
+export async function subscribeReplies(client: MqttClient, o: { clientId?: string; prefix?: string } = {}): Promise<number> {
   inboxOf(client)
-  const granted = await client.subscribeAsync(replyFilter(clientId), { qos: 1 })
+  const granted = await client.subscribeAsync(replyFilter(o.clientId ?? client.options.clientId!, o.prefix), { qos: 1 })
   return granted[0]!.qos
 }
 
@@ -163,19 +164,20 @@ export function newToken(): string {
  * for its reply on the client's reply topics (subscribe first with
  * subscribeReplies).
  */
-export async function mqttRequest(client: MqttClient, op: MqttOperation, payload: Record<string, unknown>, o: { timeoutMs?: number; clientId?: string } = {}): Promise<Reply> {
+export async function mqttRequest(client: MqttClient, op: MqttOperation, payload: Record<string, unknown>, o: { timeoutMs?: number; clientId?: string; prefix?: string } = {}): Promise<Reply> {
   const clientId = o.clientId ?? client.options.clientId!
+  const prefix = o.prefix ?? MQTT_PREFIX
   const token = typeof payload.token === 'string' ? payload.token : newToken()
   const inbox = inboxOf(client)
-  const reply = inbox.wait((m) => m.topic.startsWith(`serial-vault/v1/${op}/${clientId}/`) && m.json?.token === token, o.timeoutMs ?? 15_000, `${op} reply for ${token}`)
-  await client.publishAsync(requestTopic(op), JSON.stringify({ client: clientId, ...payload, token }), { qos: 1 })
+  const reply = inbox.wait((m) => m.topic.startsWith(`${prefix}/${op}/${clientId}/`) && m.json?.token === token, o.timeoutMs ?? 15_000, `${op} reply for ${token}`)
+  await client.publishAsync(requestTopic(op, prefix), JSON.stringify({ client: clientId, ...payload, token }), { qos: 1 })
   const m = await reply
   return { kind: m.topic.endsWith('/accepted') ? 'accepted' : 'rejected', topic: m.topic, body: m.json!, packet: m.packet }
 }
 
 /** A request-id over MQTT; throws unless accepted. */
-export async function mqttRequestId(client: MqttClient, apiKey: string): Promise<string> {
-  const r = await mqttRequest(client, 'request-id', { 'api-key': apiKey })
+export async function mqttRequestId(client: MqttClient, apiKey: string, o: { prefix?: string } = {}): Promise<string> {
+  const r = await mqttRequest(client, 'request-id', { 'api-key': apiKey }, o)
   if (r.kind !== 'accepted') throw new Error(`request-id rejected: ${JSON.stringify(r.body)}`)
   return r.body['request-id'] as string
 }
@@ -183,51 +185,6 @@ export async function mqttRequestId(client: MqttClient, apiKey: string): Promise
 /** Resolves after `ms` (for "nothing arrives within" checks). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
-}
-
-/**
- * Holds the shared broker's serial-vault/v1 namespace (see the file comment):
- * a lock directory in the temp dir, keyed by the broker URL, holding the
- * owner's pid; a lock whose owner died is taken over. Resolves with the
- * release function (also run at `t`'s teardown when given). Waits at most
- * `timeoutMs`.
- */
-export async function holdSharedBroker(t: ExecutionContext | undefined, url = SHARED_MQTT_URL, timeoutMs = 50_000): Promise<() => Promise<void>> {
-  const dir = join(tmpdir(), `sv-test-mqtt-${createHash('sha256').update(url).digest('hex').slice(0, 12)}.lock`)
-  const me = `${process.pid}:${randomBytes(4).toString('hex')}`
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      await mkdir(dir)
-      await writeFile(join(dir, 'owner'), me)
-      break
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
-      const owner = await readFile(join(dir, 'owner'), 'utf8').catch(() => '')
-      const pid = Number(owner.split(':')[0])
-      // no owner yet: being taken right now, unless its taker died between mkdir and write
-      let alive = owner !== '' || Date.now() - ((await stat(dir).catch(() => undefined))?.mtimeMs ?? 0) < 5000
-      if (owner && pid > 0) {
-        try {
-          process.kill(pid, 0)
-        } catch {
-          alive = false
-        }
-      }
-      if (!alive) {
-        await rm(dir, { recursive: true, force: true })
-        continue
-      }
-      if (Date.now() > deadline) throw new Error(`the shared broker ${url} stayed in use by ${owner || 'another test'} for ${timeoutMs} ms`)
-      await sleep(200)
-    }
-  }
-  const release = async () => {
-    const owner = await readFile(join(dir, 'owner'), 'utf8').catch(() => '')
-    if (owner === me) await rm(dir, { recursive: true, force: true })
-  }
-  t?.teardown(release)
-  return release
 }
 
 /** Fails loudly (never skips) when the shared broker is not there. */
