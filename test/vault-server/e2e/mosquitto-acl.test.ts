@@ -33,7 +33,7 @@ import { connectMqtt, connectRefusal, inboxOf, mqttRequest, mqttRequestId, sleep
 
 const MOSQUITTO = process.env.SV_MOSQUITTO ?? 'mosquitto'
 const MOSQUITTO_PASSWD = process.env.SV_MOSQUITTO_PASSWD ?? 'mosquitto_passwd'
-const ACCOUNTS: Record<string, string> = { 'serial-vault': 'vault-secret', 'dev-a': 'pw-a', 'dev-b': 'pw-b', 'dev-c': 'pw-c', 'dev-d': 'pw-d', 'dev-e': 'pw-e' }
+const ACCOUNTS: Record<string, string> = { 'serial-vault': 'vault-secret', 'dev-a': 'pw-a', 'dev-b': 'pw-b', 'dev-c': 'pw-c', 'dev-d': 'pw-d', 'dev-e': 'pw-e', 'dev-f': 'pw-f' }
 
 /** The fenced block after `<!-- mosquitto-acl-test: NAME -->` in docs/deployment.md. */
 function docBlock(md: string, name: string): string {
@@ -181,8 +181,9 @@ test('mosquitto ACL: a device cannot read, forge or divert another device\'s rep
   t.regex(serial.body.assertions as string, /^type: serial\n/)
 
   // forging: a device publishing on the victim's reply topic
-  await snoop.publishAsync(replyTopic('serial', 'dev-a', 'accepted'), JSON.stringify({ token: 'forged', assertions: 'type: serial\n' }), { qos: 1 }).catch(() => undefined)
-  await snoop.publishAsync('serial-vault/v1/anything', 'x', { qos: 1 }).catch(() => undefined)
+  // (bounded: a refused QoS 1 publish may never be acknowledged)
+  await Promise.race([snoop.publishAsync(replyTopic('serial', 'dev-a', 'accepted'), JSON.stringify({ token: 'forged', assertions: 'type: serial\n' }), { qos: 1 }).catch(() => undefined), sleep(2000)])
+  await Promise.race([snoop.publishAsync('serial-vault/v1/anything', 'x', { qos: 1 }).catch(() => undefined), sleep(2000)])
   await sleep(500)
   t.is(inboxOf(victim).count((m) => m.json?.token === 'forged'), 0, 'a forged reply reached the victim')
   t.deepEqual(inboxOf(snoop).messages.map((m) => m.topic), [], 'the snoop read replies')
@@ -205,6 +206,15 @@ test('mosquitto ACL: anonymous and wrong passwords are refused; an MQTT 5 device
   const m = await got
   t.is(m.json?.result, 'accepted')
   t.deepEqual(Buffer.from(m.packet.properties!.correlationData as Buffer), Buffer.from('c1'))
+
+  // max_packet_size: a packet over it disconnects its sender
+  const big = await device(t, 'dev-f')
+  const closed = new Promise<boolean>((resolve) => {
+    big.once('close', () => resolve(true))
+    setTimeout(() => resolve(false), 5000)
+  })
+  big.publish(requestTopic('serial'), Buffer.alloc(400 * 1024, 0x61), { qos: 0 })
+  t.true(await closed, 'a 400 KiB packet did not disconnect its sender')
 })
 
 test.serial('mosquitto ACL (hazard): a device that knows the vault\'s group takes its turn and those requests go unanswered; keep VAULT_MQTT_GROUP secret', async (t) => {
