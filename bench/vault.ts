@@ -12,11 +12,12 @@
  * The vault is a real `vault-server serve` process (LevelDB, HTTPS, one
  * signing worker per core) on a fresh data directory.
  *
- *   npm run bench -- vault [--registrations N] [--seconds S]
+ *   npm run bench -- vault [--registrations N] [--warmup N] [--seconds S]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -32,6 +33,14 @@ import { arg, median, percentile, report, type BenchResult, type Metric } from '
 
 const ROOT = new URL('../', import.meta.url).pathname
 const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
+
+/** CPU time (user + system, all threads) of a process so far, in ms, from /proc. */
+function procCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK
+}
+const CLK_TCK = 100
 
 /** Signatures per second of crypto.sign RSA-4096/SHA-512 on every core at once. */
 async function signingCeiling(pem: string, seconds: number): Promise<number> {
@@ -80,7 +89,8 @@ async function startServe(dataDir: string, masterKey: string, port: number): Pro
 }
 
 export async function vaultBench(argv: string[]): Promise<BenchResult> {
-  const registrations = Number(arg(argv, '--registrations', '1200'))
+  const registrations = Number(arg(argv, '--registrations', '2400'))
+  const warmup = Number(arg(argv, '--warmup', '300'))
   const seconds = Number(arg(argv, '--seconds', '5'))
   const brandPem = await readFile(join(VECTORS, 'keys/brand.key.pem'), 'utf8')
   const dataDir = await mkdtemp(join(tmpdir(), 'sv-bench-'))
@@ -89,7 +99,7 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
 
   // --- prepare the data directory: brand (the vectors' chain), models, TLS ---
   const keysPerModel = 32
-  const models = Math.ceil(registrations / keysPerModel)
+  const models = Math.ceil((registrations + Number(arg(argv, '--warmup', '300'))) / keysPerModel)
   {
     const config = VaultConfigSchema.parse({ dataDir, masterKey: { value: masterKey }, tls: { plainHttp: true }, log: { level: 'silent' } })
     const v = await openVault(config, createLogger('silent'), { workers: 1 })
@@ -152,11 +162,12 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       if (r.statusCode !== 200) throw new Error(`serial answered ${r.statusCode}: ${text.slice(0, 200)}`)
       return performance.now() - t0
     }
-    const closedLoop = async (clients: number, prepared: Prepared): Promise<{ rate: number; latencies: number[] }> => {
+    const closedLoop = async (clients: number, prepared: Prepared): Promise<{ rate: number; latencies: number[]; vaultCpuMs: number; clientCpuMs: number }> => {
       const pool = new Pool(origin, { connections: clients, connect: connectOpts })
       const queue = [...prepared.bodies]
       const latencies: number[] = []
-      // warm the connections
+      const vaultCpu0 = procCpuMs(child.pid!)
+      const clientCpu0 = process.cpuUsage()
       const t0 = performance.now()
       await Promise.all(
         Array.from({ length: clients }, async () => {
@@ -164,21 +175,26 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
         }),
       )
       const elapsed = (performance.now() - t0) / 1000
+      const n = prepared.bodies.length
+      const vaultCpuMs = (procCpuMs(child.pid!) - vaultCpu0) / n
+      const c = process.cpuUsage(clientCpu0)
       await pool.close()
-      return { rate: prepared.bodies.length / elapsed, latencies }
+      return { rate: n / elapsed, latencies, vaultCpuMs, clientCpuMs: (c.user + c.system) / 1000 / n }
     }
 
     const setupPool = new Pool(origin, { connections: 16, connect: connectOpts })
     // warm-up: JIT, worker key loading, TLS sessions
-    await closedLoop(4, await prepare(64, setupPool))
-    const perRun = Math.floor((registrations - 64) / 3)
+    // warm-up long enough for the JIT to settle (TurboFan keeps compiling for a few hundred requests)
+    await closedLoop(16, await prepare(warmup, setupPool))
+    const perRun = Math.floor(registrations / 4)
     const at4 = await closedLoop(4, await prepare(perRun, setupPool))
     const at16 = await closedLoop(16, await prepare(perRun, setupPool))
-    const peak = Math.max(at4.rate, at16.rate)
+    const at64 = await closedLoop(64, await prepare(perRun, setupPool))
+    const peak = Math.max(at4.rate, at16.rate, at64.rate)
 
     // p99 at half of peak: open loop, arrivals every 1/(peak/2) s
     const half = peak / 2
-    const openN = Math.min(perRun, Math.floor(half * 8))
+    const openN = Math.min(perRun, Math.floor(half * 6))
     const openPrepared = await prepare(openN, setupPool)
     const openPool = new Pool(origin, { connections: 64, connect: connectOpts })
     const openLat: number[] = []
@@ -221,7 +237,12 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       { metric: '/v1/serial, 4 clients / ceiling (goal >= 0.7)', value: at4.rate / ceiling, unit: 'ratio', goal: { min: 0.7 } },
       { metric: '/v1/serial throughput, 16 clients', value: at16.rate, unit: 'serials/s' },
       { metric: '/v1/serial, 16 clients / ceiling (goal >= 0.7)', value: at16.rate / ceiling, unit: 'ratio', goal: { min: 0.7 } },
+      { metric: '/v1/serial throughput, 64 clients (information: the peak)', value: at64.rate, unit: 'serials/s' },
+      { metric: '/v1/serial, 64 clients / ceiling', value: at64.rate / ceiling, unit: 'ratio' },
       { metric: '/v1/serial latency p50, 16 clients (closed loop)', value: median(at16.latencies), unit: 'ms' },
+      { metric: 'vault process CPU per serial, 16 clients (all threads)', value: at16.vaultCpuMs, unit: 'ms' },
+      { metric: 'raw RSA-4096 signature CPU (2 cores / ceiling)', value: (availableParallelism() * 1000) / ceiling, unit: 'ms' },
+      { metric: 'benchmark client CPU per serial (same machine)', value: at16.clientCpuMs, unit: 'ms' },
       { metric: `/v1/serial latency p50 at half of peak (${half.toFixed(0)}/s, open loop)`, value: median(openLat), unit: 'ms' },
       { metric: '/v1/serial latency p99 at half of peak', value: percentile(openLat, 99), unit: 'ms' },
       { metric: '/v1/request-id throughput, 16 clients (goal >= 5000)', value: ridRate, unit: 'requests/s', goal: { min: 5000 } },

@@ -33,6 +33,9 @@ function mpi(value: Uint8Array): Buffer {
   return Buffer.concat([head, v])
 }
 
+const DECODE_CACHE_MAX = 1024
+const decodeCache = new Map<string, PublicKey>()
+
 export class PublicKey {
   /** modulus without leading zeros */
   readonly n: Buffer
@@ -88,6 +91,22 @@ export class PublicKey {
    * 1, 2 and 3; then canonicalises.
    */
   static decode(text: string | Uint8Array): PublicKey {
+    // A device key is decoded several times per registration (request,
+    // serial); recently seen texts come from a small cache.
+    const cacheKey = typeof text === 'string' ? text : undefined
+    if (cacheKey !== undefined) {
+      const hit = decodeCache.get(cacheKey)
+      if (hit) return hit
+    }
+    const key = PublicKey.#decode(text)
+    if (cacheKey !== undefined) {
+      if (decodeCache.size >= DECODE_CACHE_MAX) decodeCache.delete(decodeCache.keys().next().value!)
+      decodeCache.set(cacheKey, key)
+    }
+    return key
+  }
+
+  static #decode(text: string | Uint8Array): PublicKey {
     const data = decodeV1(text, 'public key')
     const pkt = readPacket(data, 'public key')
     if (pkt.tag !== TAG_PUBLIC_KEY) throw keyError(`expected public key, got packet tag ${pkt.tag}`, `expected public key, got instead packet tag ${pkt.tag}`)

@@ -85,6 +85,8 @@ export class ModelService {
   readonly #now: () => number
   /** api-key hash -> models, for the device hot path (request-id at thousands/s) */
   readonly #apiKeyCache = new Map<string, { at: number; models: ModelRecord[] }>()
+  /** brand/model -> record, for the device hot path */
+  readonly #modelCache = new Map<string, { at: number; model: ModelRecord | undefined }>()
   readonly #cacheMs: number
 
   constructor(store: VaultStore, keys: SignerSource, options: { now?: () => number; apiKeyCacheMs?: number } = {}) {
@@ -152,6 +154,7 @@ export class ModelService {
     }
     await this.#store.createModel(model)
     this.#apiKeyCache.clear()
+    this.#modelCache.clear()
     return { model, apiKeys }
   }
 
@@ -178,6 +181,7 @@ export class ModelService {
     }
     await this.#store.updateModel(next)
     this.#apiKeyCache.clear()
+    this.#modelCache.clear()
     return { model: next, apiKeys: added }
   }
 
@@ -186,6 +190,22 @@ export class ModelService {
     const m = await this.#store.getModel(brandId, name)
     if (!m) throw new VaultError('SV_MODEL_UNKNOWN', `no model ${name} for brand ${brandId}`, { details: { brandId, model: name } })
     return m
+  }
+
+  /**
+   * The model through a short-lived cache (`apiKeyCacheMs`, 2 s by default):
+   * changes made here invalidate it at once; changes made by another vault
+   * instance show within that time.
+   */
+  async getCached(brandId: string, name: string): Promise<ModelRecord | undefined> {
+    const key = `${brandId}/${name}`
+    const now = this.#now()
+    const hit = this.#modelCache.get(key)
+    if (hit && now - hit.at < this.#cacheMs) return hit.model
+    const model = await this.#store.getModel(brandId, name)
+    if (this.#modelCache.size > 10_000) this.#modelCache.clear()
+    this.#modelCache.set(key, { at: now, model })
+    return model
   }
 
   list(brandId?: string): Promise<ModelRecord[]> {

@@ -87,12 +87,54 @@ export interface SigningServiceOptions {
 const MAX_BODY_YAML = 16 * 1024
 const MAX_TIMINGS = 32
 
-/** `serial:` and agent telemetry from a serial-request body (YAML), best effort and bounded. */
+/**
+ * `serial:` and agent telemetry from a serial-request body (YAML), best effort
+ * and bounded. The flat shape the device agent writes (top-level `key: value`
+ * lines, `telemetry:` with indented `name: number` lines) is read line by
+ * line; anything else goes through the YAML parser.
+ */
 export function readRequestBody(body: Buffer): { serial?: string; timings?: Record<string, number> } {
   if (body.length === 0 || body.length > MAX_BODY_YAML) return {}
+  const text = body.toString('utf8')
+  return readFlatBody(text) ?? readYamlBody(text)
+}
+
+const FLAT_TOP = /^([a-z][a-z0-9-]{0,40}):(?: ([^'"{}[\]&*!|>%@`#]*))?$/
+const FLAT_NESTED = /^ {2}([a-z][a-z0-9-]{0,40}): (.*)$/
+const PLAIN_NUMBER = /^-?(?:0|[1-9]\d{0,15})(?:\.\d{1,9})?$/
+
+/** The agent's flat YAML, or undefined when the body is anything else. */
+function readFlatBody(text: string): { serial?: string; timings?: Record<string, number> } | undefined {
+  const out: { serial?: string; timings?: Record<string, number> } = {}
+  let section: string | undefined
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    const nested = FLAT_NESTED.exec(line)
+    if (nested) {
+      if (section === undefined) return undefined
+      if (section === 'telemetry') {
+        if (!PLAIN_NUMBER.test(nested[2]!)) return undefined
+        out.timings ??= {}
+        if (Object.keys(out.timings).length < MAX_TIMINGS) out.timings[nested[1]!] = Number(nested[2])
+      }
+      continue
+    }
+    const top = FLAT_TOP.exec(line)
+    if (!top) return undefined
+    const value = top[2]
+    section = value === undefined || value === '' ? top[1] : undefined
+    if (top[1] === 'serial') {
+      if (value === undefined || !/^[A-Za-z0-9._:-]+$/.test(value)) return undefined
+      out.serial = value
+    }
+  }
+  return out
+}
+
+function readYamlBody(text: string): { serial?: string; timings?: Record<string, number> } {
   let doc: unknown
   try {
-    doc = parseYaml(body.toString('utf8'), { maxAliasCount: 10, prettyErrors: false })
+    doc = parseYaml(text, { maxAliasCount: 10, prettyErrors: false })
   } catch {
     return {}
   }
@@ -248,13 +290,8 @@ export class SigningService {
     // 8. single use of the request-id
     await requestIds.consume(store, req.requestId)
 
-    // 9. duplicates
-    if (rec.serialPolicy.kind === 'device') {
-      const byKey = await store.getSerialBindingByDeviceKey(req.brandId, req.model, req.deviceKey.id)
-      if (byKey && byKey.serial !== serial) {
-        throw new VaultError('SV_DEVICE_KEY_TAKEN', `this device key already holds serial ${byKey.serial} of this model`, { details: { serial: byKey.serial } })
-      }
-    }
+    // 9. duplicates (a key already holding another serial of the model is
+    // refused by bindSerial with SV_DEVICE_KEY_TAKEN, atomically)
     let expectRevision = 0
     let outcome: 'issued' | 'reissued' = 'issued'
     if (existing) {
@@ -337,7 +374,7 @@ export class SigningService {
 
   async #modelFor(brandId: string, model: string, apiKey: string): Promise<ModelRecord> {
     const { store, models } = this.#o
-    const rec = await store.getModel(brandId, model)
+    const rec = await models.getCached(brandId, model)
     if (rec && rec.apiKeyHashes.includes(hashApiKey(apiKey))) return rec
     // Distinguish for the device: a wrong key, or a right key asking for an unknown model.
     if ((await models.modelsForApiKey(apiKey)).length === 0 || rec) {
