@@ -101,6 +101,7 @@ export function readRequestBody(body: Buffer): { serial?: string; timings?: Reco
 
 const FLAT_TOP = /^([a-z][a-z0-9-]{0,40}):(?: ([^'"{}[\]&*!|>%@`#]*))?$/
 const FLAT_NESTED = /^ {2}([a-z][a-z0-9-]{0,40}): (.*)$/
+const YAML_WORDS = /^(?:true|false|null|yes|no|on|off|y|n)$/i
 const PLAIN_NUMBER = /^-?(?:0|[1-9]\d{0,15})(?:\.\d{1,9})?$/
 
 /** The agent's flat YAML, or undefined when the body is anything else. */
@@ -122,9 +123,12 @@ function readFlatBody(text: string): { serial?: string; timings?: Record<string,
     const top = FLAT_TOP.exec(line)
     if (!top) return undefined
     const value = top[2]
+    // anything YAML would read differently goes to the parser
+    if (value !== undefined && (value.includes(': ') || value.startsWith('- ') || value.endsWith(':'))) return undefined
     section = value === undefined || value === '' ? top[1] : undefined
     if (top[1] === 'serial') {
-      if (value === undefined || !/^[A-Za-z0-9._:-]+$/.test(value)) return undefined
+      // only serials YAML reads as the same string: a letter first, no keyword
+      if (value === undefined || !/^[A-Za-z][A-Za-z0-9._:-]*$/.test(value) || YAML_WORDS.test(value)) return undefined
       out.serial = value
     }
   }
