@@ -26,6 +26,8 @@ const yamlShapes: [string, string, ReturnType<typeof readRequestBody>][] = [
   ['hex-looking serial', 'serial: 0x1F\n', { serial: '31' }],
   ['keyword serial (YAML reads a boolean)', 'serial: true\n', {}],
   ['a value with ": " is not a plain scalar', 'note: a: b\nserial: X\n', {}],
+  ['a nested value with ": " is not a plain scalar', 'hardware:\n  cpu: a: b\nserial: X\n', {}],
+  ['a nested value that is an anchor', 'hardware:\n  cpu: &a x\nserial: X\n', { serial: 'X' }],
 ]
 
 for (const [title, body, expected] of yamlShapes) {
@@ -33,6 +35,18 @@ for (const [title, body, expected] of yamlShapes) {
     t.deepEqual(readRequestBody(b(body)), expected)
   })
 }
+
+test('request body: the device agent\'s own body (formatRequestBody) is read without the parser, and the same as the parser reads it', async (t) => {
+  const { formatRequestBody } = await import('../../../device-agent/src/identity/serial-request.js')
+  const { parse } = await import('yaml')
+  const text = formatRequestBody({
+    serial: 'RPI 0001 "x"',
+    hardware: { cpu: 'ARMv7 Processor rev 3 (v7l): x', board: 'Raspberry Pi 4 Model B Rev 1.4', os: 'Ubuntu Core 22' },
+    telemetry: { 'key-generation-ms': 2663.25, 'request-id-ms': 41, retries: 0 },
+  })
+  const viaYaml = parse(text) as { serial: string; telemetry: Record<string, number> }
+  t.deepEqual(readRequestBody(b(text)), { serial: viaYaml.serial, timings: viaYaml.telemetry })
+})
 
 test('request body: empty and oversized bodies give nothing', (t) => {
   t.deepEqual(readRequestBody(b('')), {})

@@ -99,7 +99,9 @@ export function readRequestBody(body: Buffer): { serial?: string; timings?: Reco
   return readFlatBody(text) ?? readYamlBody(text)
 }
 
-const FLAT_TOP = /^([a-z][a-z0-9-]{0,40}):(?: ([^'"{}[\]&*!|>%@`#]*))?$/
+const FLAT_TOP = /^([a-z][a-z0-9-]{0,40}):(?: ("(?:[^"\\]|\\.)*"|[^'"{}[\]&*!|>%@`#]*))?$/
+/** a scalar YAML reads as a plain string: no indicator first, no ': ' or ' #' inside */
+const PLAIN_SCALAR = /^(?![-?:,[\]{}#&*!|>'"%@`\s])(?:(?!: | #)[^\t])*(?<![\s:])$/
 const FLAT_NESTED = /^ {2}([a-z][a-z0-9-]{0,40}): (.*)$/
 const YAML_WORDS = /^(?:true|false|null|yes|no|on|off|y|n)$/i
 const PLAIN_NUMBER = /^-?(?:0|[1-9]\d{0,15})(?:\.\d{1,9})?$/
@@ -117,6 +119,8 @@ function readFlatBody(text: string): { serial?: string; timings?: Record<string,
         if (!PLAIN_NUMBER.test(nested[2]!)) return undefined
         out.timings ??= {}
         if (Object.keys(out.timings).length < MAX_TIMINGS) out.timings[nested[1]!] = Number(nested[2])
+      } else if (jsonString(nested[2]!) === undefined && !PLAIN_SCALAR.test(nested[2]!)) {
+        return undefined
       }
       continue
     }
@@ -127,12 +131,27 @@ function readFlatBody(text: string): { serial?: string; timings?: Record<string,
     if (value !== undefined && (value.includes(': ') || value.startsWith('- ') || value.endsWith(':'))) return undefined
     section = value === undefined || value === '' ? top[1] : undefined
     if (top[1] === 'serial') {
-      // only serials YAML reads as the same string: a letter first, no keyword
-      if (value === undefined || !/^[A-Za-z][A-Za-z0-9._:-]*$/.test(value) || YAML_WORDS.test(value)) return undefined
-      out.serial = value
+      // a JSON-quoted string (valid YAML, same meaning: what the device agent
+      // writes), or a plain serial YAML reads as the same string: a letter
+      // first, no keyword
+      const quoted = value === undefined ? undefined : jsonString(value)
+      if (quoted !== undefined) out.serial = quoted
+      else if (value !== undefined && /^[A-Za-z][A-Za-z0-9._:-]*$/.test(value) && !YAML_WORDS.test(value)) out.serial = value
+      else return undefined
     }
   }
   return out
+}
+
+/** The value of a JSON string literal (also a YAML double-quoted scalar), or undefined. */
+function jsonString(v: string): string | undefined {
+  if (v.length < 2 || v[0] !== '"' || v[v.length - 1] !== '"') return undefined
+  try {
+    const s = JSON.parse(v) as unknown
+    return typeof s === 'string' ? s : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function readYamlBody(text: string): { serial?: string; timings?: Record<string, number> } {
