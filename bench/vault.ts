@@ -9,12 +9,14 @@
  *     device keys), so the timed phase measures the vault, not the client;
  *  3. p99 latency at half of the peak load (open loop, fixed arrival rate);
  *  4. POST /v1/request-id throughput with 16 clients (goal >= 5,000/s).
- * The vault is a real `vault-server serve` process (LevelDB, HTTPS, one
- * signing worker per core) on a fresh data directory.
+ * The vault is a real `vault-server serve` process, built (`tsc -b`, as
+ * deployed; --no-build to skip), LevelDB, HTTPS, one signing worker per core,
+ * on a fresh data directory. Runs are long enough (8,000 registrations over
+ * the three loads) to measure the steady state.
  *
- *   npm run bench -- vault [--registrations N] [--warmup N] [--seconds S]
+ *   npm run bench -- vault [--registrations N] [--warmup N] [--seconds S] [--no-build]
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
@@ -72,8 +74,9 @@ interface Prepared {
 async function startServe(dataDir: string, masterKey: string, port: number): Promise<ChildProcess> {
   // SV_BENCH_PROF=DIR writes a CPU profile of the vault's main thread there
   const prof = process.env.SV_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SV_BENCH_PROF}`] : []
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', '--conditions=source', join(ROOT, 'vault-server/src/main.ts'), 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--tls-cert', join(dataDir, 'cert.pem'), '--tls-key', join(dataDir, 'key.pem'), '--log-level', 'warn'], {
-    env: { ...process.env, VAULT_MASTER_KEY: masterKey, VAULT_MAX_CONCURRENT_SERIAL: '4096', VAULT_MQTT_MODE: 'off' },
+  // the built vault, as deployed (no TypeScript loader in the process)
+  const child = spawn(process.execPath, [...prof, join(ROOT, 'vault-server/dist/main.js'), 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--tls-cert', join(dataDir, 'cert.pem'), '--tls-key', join(dataDir, 'key.pem'), '--log-level', 'warn'], {
+    env: { ...process.env, VAULT_MASTER_KEY: masterKey, VAULT_MAX_CONCURRENT_SERIAL: '4096', VAULT_MQTT_MODE: 'off', ...(process.env.VAULT_SIGNING_WORKERS ? { VAULT_SIGNING_WORKERS: process.env.VAULT_SIGNING_WORKERS } : {}) },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   let err = ''
@@ -89,7 +92,11 @@ async function startServe(dataDir: string, masterKey: string, port: number): Pro
 }
 
 export async function vaultBench(argv: string[]): Promise<BenchResult> {
-  const registrations = Number(arg(argv, '--registrations', '2400'))
+  if (!argv.includes('--no-build')) {
+    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'shared', 'vault-server'], { cwd: ROOT, stdio: 'inherit' })
+    if (tsc.status !== 0) throw new Error('the build failed (tsc -b shared vault-server)')
+  }
+  const registrations = Number(arg(argv, '--registrations', '8000'))
   const warmup = Number(arg(argv, '--warmup', '300'))
   const seconds = Number(arg(argv, '--seconds', '5'))
   const brandPem = await readFile(join(VECTORS, 'keys/brand.key.pem'), 'utf8')
