@@ -1,6 +1,8 @@
 /** Shared helpers for the benchmarks: argument reading, statistics, reporting. */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg } from 'node:os'
+import { availableParallelism, cpus, loadavg } from 'node:os'
+import { readFile } from 'node:fs/promises'
+import { Worker } from 'node:worker_threads'
 
 export interface Metric {
   metric: string
@@ -57,4 +59,43 @@ export function report(name: string, metrics: Metric[], params: Record<string, u
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
   writeFileSync(new URL(`./results/${name}.json`, import.meta.url), `${JSON.stringify({ ...result, at: new Date().toISOString() }, null, 2)}\n`)
   return result
+}
+
+/**
+ * The machine's raw RSA signing ceiling: signatures per second of
+ * crypto.sign('sha512') with `pem` in one worker thread per core at once, for
+ * `seconds`. What the vault benchmarks divide by.
+ */
+export async function signingCeiling(pem: string, seconds: number): Promise<number> {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { createPrivateKey, sign } = require('node:crypto')
+    const key = createPrivateKey(workerData.pem)
+    const data = Buffer.alloc(2100, 1)
+    for (let i = 0; i < 3; i++) sign('sha512', data, key)
+    const end = Date.now() + workerData.ms
+    let count = 0
+    while (Date.now() < end) { sign('sha512', data, key); count++ }
+    parentPort.postMessage(count)`
+  const counts = await Promise.all(
+    Array.from(
+      { length: availableParallelism() },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const w = new Worker(code, { eval: true, workerData: { pem, ms: seconds * 1000 } })
+          w.once('message', resolve)
+          w.once('error', reject)
+        }),
+    ),
+  )
+  return counts.reduce((a, b) => a + b, 0) / seconds
+}
+
+/** CPU time (user + system, all threads) of a process so far, in ms, from Linux /proc (0 when it is gone). */
+export async function processCpuMs(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // utime and stime are the 14th and 15th fields of the line, in clock ticks (100 per second)
+  return ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * 10
 }

@@ -41,7 +41,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { connect as netConnect, createServer } from 'node:net'
-import { Worker } from 'node:worker_threads'
 import { Buffer } from 'node:buffer'
 import { Pool } from 'undici'
 import pg from 'pg'
@@ -51,34 +50,13 @@ import { VaultConfigSchema } from '../vault-server/src/config.js'
 import { createLogger } from '../vault-server/src/logger.js'
 import { openVault } from '../vault-server/src/vault.js'
 import { generateSelfSigned } from '../vault-server/src/tls.js'
-import { arg, median, report, type BenchResult, type Metric } from './lib.js'
+import { arg, median, processCpuMs, report, signingCeiling, type BenchResult, type Metric } from './lib.js'
 
 const ROOT = new URL('../', import.meta.url).pathname
 const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
 const PG_URL = process.env.SV_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const KEYS = 64
 
-/** Signatures per second of crypto.sign RSA-4096/SHA-512 on every core at once (as bench/vault.ts). */
-async function signingCeiling(pem: string, seconds: number): Promise<number> {
-  const code = `
-    const { parentPort, workerData } = require('node:worker_threads')
-    const { createPrivateKey, sign } = require('node:crypto')
-    const key = createPrivateKey(workerData.pem)
-    const data = Buffer.alloc(2100, 1)
-    for (let i = 0; i < 3; i++) sign('sha512', data, key)
-    const end = Date.now() + workerData.ms
-    let count = 0
-    while (Date.now() < end) { sign('sha512', data, key); count++ }
-    parentPort.postMessage(count)`
-  const counts = await Promise.all(
-    Array.from({ length: availableParallelism() }, () => new Promise<number>((resolve, reject) => {
-      const w = new Worker(code, { eval: true, workerData: { pem, ms: seconds * 1000 } })
-      w.once('message', resolve)
-      w.once('error', reject)
-    })),
-  )
-  return counts.reduce((a, b) => a + b, 0) / seconds
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -171,24 +149,16 @@ interface Result {
   cpu?: { vault: number; broker: number; client: number }
 }
 
-/** CPU time (user + system, all threads) of a process so far, in ms (Linux /proc). */
-async function cpuMs(pid: number | undefined): Promise<number> {
-  if (pid === undefined) return 0
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // fields from the 3rd: utime is the 14th of the line, stime the 15th (clock ticks, 100 per second)
-  return ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * 10
-}
 
 /** Runs `fn` (which sends `n` serials) and adds the CPU cost per serial of each party. */
 async function withCpu(n: number, vaults: ChildProcess[], broker: ChildProcess | undefined, fn: () => Promise<Result>): Promise<Result> {
-  const v0 = await Promise.all(vaults.map((c) => cpuMs(c.pid)))
-  const b0 = await cpuMs(broker?.pid)
+  const v0 = await Promise.all(vaults.map((c) => processCpuMs(c.pid)))
+  const b0 = await processCpuMs(broker?.pid)
   const c0 = process.cpuUsage()
   const r = await fn()
   const c1 = process.cpuUsage(c0)
-  const v1 = await Promise.all(vaults.map((c) => cpuMs(c.pid)))
-  const b1 = await cpuMs(broker?.pid)
+  const v1 = await Promise.all(vaults.map((c) => processCpuMs(c.pid)))
+  const b1 = await processCpuMs(broker?.pid)
   const vault = v1.reduce((a, x, i) => a + x - v0[i]!, 0)
   return { ...r, cpu: { vault: vault / n, broker: (b1 - b0) / n, client: (c1.user + c1.system) / 1000 / n } }
 }

@@ -19,10 +19,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Worker } from 'node:worker_threads'
 import { randomBytes } from 'node:crypto'
 import { Buffer } from 'node:buffer'
 import { Pool } from 'undici'
@@ -31,41 +29,12 @@ import { VaultConfigSchema } from '../vault-server/src/config.js'
 import { createLogger } from '../vault-server/src/logger.js'
 import { openVault } from '../vault-server/src/vault.js'
 import { generateSelfSigned } from '../vault-server/src/tls.js'
-import { arg, median, percentile, report, type BenchResult, type Metric } from './lib.js'
+import { arg, median, percentile, processCpuMs, report, signingCeiling, type BenchResult, type Metric } from './lib.js'
 
 const ROOT = new URL('../', import.meta.url).pathname
 const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
 
-/** CPU time (user + system, all threads) of a process so far, in ms, from /proc. */
-function procCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK
-}
-const CLK_TCK = 100
 
-/** Signatures per second of crypto.sign RSA-4096/SHA-512 on every core at once. */
-async function signingCeiling(pem: string, seconds: number): Promise<number> {
-  const n = availableParallelism()
-  const code = `
-    const { parentPort, workerData } = require('node:worker_threads')
-    const { createPrivateKey, sign } = require('node:crypto')
-    const key = createPrivateKey(workerData.pem)
-    const data = Buffer.alloc(2100, 1)
-    for (let i = 0; i < 3; i++) sign('sha512', data, key)
-    const end = Date.now() + workerData.ms
-    let count = 0
-    while (Date.now() < end) { sign('sha512', data, key); count++ }
-    parentPort.postMessage(count)`
-  const counts = await Promise.all(
-    Array.from({ length: n }, () => new Promise<number>((resolve, reject) => {
-      const w = new Worker(code, { eval: true, workerData: { pem, ms: seconds * 1000 } })
-      w.once('message', resolve)
-      w.once('error', reject)
-    })),
-  )
-  return counts.reduce((a, b) => a + b, 0) / seconds
-}
 
 interface Prepared {
   bodies: Buffer[]
@@ -173,7 +142,7 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       const pool = new Pool(origin, { connections: clients, connect: connectOpts })
       const queue = [...prepared.bodies]
       const latencies: number[] = []
-      const vaultCpu0 = procCpuMs(child.pid!)
+      const vaultCpu0 = await processCpuMs(child.pid)
       const clientCpu0 = process.cpuUsage()
       const t0 = performance.now()
       await Promise.all(
@@ -183,7 +152,7 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       )
       const elapsed = (performance.now() - t0) / 1000
       const n = prepared.bodies.length
-      const vaultCpuMs = (procCpuMs(child.pid!) - vaultCpu0) / n
+      const vaultCpuMs = ((await processCpuMs(child.pid)) - vaultCpu0) / n
       const c = process.cpuUsage(clientCpu0)
       await pool.close()
       return { rate: n / elapsed, latencies, vaultCpuMs, clientCpuMs: (c.user + c.system) / 1000 / n }
