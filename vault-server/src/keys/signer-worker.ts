@@ -5,12 +5,24 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { constants, sign, type KeyObject } from 'node:crypto'
+import { constants as osConstants, setPriority } from 'node:os'
 import type { FromWorker, ToWorker } from './signer-protocol.js'
 
 const port = parentPort
 if (!port) throw new Error('signer-worker must run in a worker thread')
 
 const keys = new Map<string, KeyObject>()
+
+// Signing is throughput work; the main thread's is latency work (parse,
+// verify, the durable write, the answer). On Linux, setpriority() without a
+// pid applies to the calling thread only: this worker yields the cores to
+// the main thread whenever it has something to do, so a registration does not
+// wait behind a whole time slice of RSA on a busy machine.
+try {
+  setPriority(osConstants.priority.PRIORITY_BELOW_NORMAL)
+} catch {
+  // not permitted (some containers): run at normal priority
+}
 
 function reply(msg: FromWorker): void {
   port!.postMessage(msg)
