@@ -7,39 +7,24 @@
  */
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startTestVault, type TestVault } from '../../helpers/vault.js'
 import { runSnapdCheck } from '../../helpers/snapd-check.js'
 import { PAUSE_POINTS, type PausePoint } from '../../../device-agent/src/provision/states.js'
 import { loadDeviceKey } from '../../../device-agent/src/identity/device-key.js'
+import { agentE2E } from '../helpers/e2e.js'
 import { runAgent, spawnAgent } from '../helpers/agent-process.js'
 
-let vault: TestVault
-let work: string
-let caFile: string
-
-test.before(async () => {
-  vault = await startTestVault(undefined, { tls: true })
-  work = await mkdtemp(join(tmpdir(), 'sv-agent-crash-'))
-  caFile = join(work, 'vault-ca.pem')
-  await writeFile(caFile, vault.caPem!)
-})
-test.after.always(async () => {
-  await vault?.close()
-  if (work) await rm(work, { recursive: true, force: true })
-  if (vault) await rm(vault.dataDir, { recursive: true, force: true })
-})
+const e2e = agentE2E('sv-agent-crash-')
 
 function args(serial: string, stateDir: string): string[] {
   return [
     'provision',
     '--once',
     '--url',
-    vault.url,
+    e2e.vault.url,
     '--api-key',
-    vault.apiKey,
+    e2e.vault.apiKey,
     '--brand',
     'acme-brand',
     '--model',
@@ -47,9 +32,9 @@ function args(serial: string, stateDir: string): string[] {
     '--serial-value',
     serial,
     '--ca',
-    caFile,
+    e2e.caFile,
     '--trusted',
-    vault.trusted,
+    e2e.vault.trusted,
     '--state-dir',
     stateDir,
     '--key-bits',
@@ -79,15 +64,15 @@ async function finishAndCheck(t: ExecutionContext, serial: string, stateDir: str
   const files = (await readdir(stateDir)).filter((f) => !f.endsWith('.tmp'))
   t.deepEqual(files.sort(), ['chain.assert', 'device-key.pem', 'serial.assert', 'state.json'])
   // the vault: one issuance, bound to this key
-  const entries = (await vault.vault.store.queryLog({ serial, limit: 100 })).entries
+  const entries = (await e2e.vault.vault.store.queryLog({ serial, limit: 100 })).entries
   t.is(entries.filter((e) => e.outcome === 'issued').length, 1, JSON.stringify(entries))
   t.is(entries.filter((e) => e.outcome === 'reissued' || e.outcome === 'refused').length, 0)
   for (const e of entries) t.is(e.deviceKeyId, key!.publicKey.id)
-  const binding = await vault.vault.store.getSerialBinding('acme-brand', 'acme-pi-gateway', serial)
+  const binding = await e2e.vault.vault.store.getSerialBinding('acme-brand', 'acme-pi-gateway', serial)
   t.is(binding?.deviceKeyId, key!.publicKey.id)
   t.is(binding?.revision, 1)
   t.is(binding?.serialAssertion.trimEnd(), (await readFile(join(stateDir, 'serial.assert'), 'utf8')).trimEnd())
-  const v = await runSnapdCheck(['verify', '--trusted', vault.trusted, '--chain', join(stateDir, 'chain.assert'), join(stateDir, 'serial.assert')])
+  const v = await runSnapdCheck(['verify', '--trusted', e2e.vault.trusted, '--chain', join(stateDir, 'chain.assert'), join(stateDir, 'serial.assert')])
   t.is(v.code, 0, v.stdout)
   // (status --json prints this file's facts; the e2e test runs the command itself)
   const status = JSON.parse(await readFile(join(stateDir, 'state.json'), 'utf8')) as { state: string; counters: { restarts: number } }
@@ -98,10 +83,10 @@ async function finishAndCheck(t: ExecutionContext, serial: string, stateDir: str
 PAUSE_POINTS.forEach((point, i) => {
   test(`crash: SIGKILL right after ${point}, restart: provisioned, one key, one issuance`, async (t) => {
     const serial = `CRASH-${i + 1}`
-    const stateDir = join(work, point)
+    const stateDir = join(e2e.work, point)
     const key = await killAfter(t, serial, stateDir, point)
     if (point !== 'key-written') t.truthy(key, 'the key exists at every later step')
-    const issuedAtKill = (await vault.vault.store.queryLog({ serial, outcome: 'issued' })).entries.length
+    const issuedAtKill = (await e2e.vault.vault.store.queryLog({ serial, outcome: 'issued' })).entries.length
     // after the vault answered, the issuance is there even though the agent never saved the answer
     t.is(issuedAtKill, ['serial-request-sent', 'serial-received', 'serial-written'].includes(point) ? 1 : 0)
     // killed before the first checkpoint (key-written), the restart finds only the key: not counted as a resume
@@ -111,7 +96,7 @@ PAUSE_POINTS.forEach((point, i) => {
 
 test('crash: SIGKILL after every step in turn, in one state directory', async (t) => {
   const serial = 'CRASH-ALL'
-  const stateDir = join(work, 'all')
+  const stateDir = join(e2e.work, 'all')
   const keys: (string | undefined)[] = []
   for (const point of PAUSE_POINTS) keys.push(await killAfter(t, serial, stateDir, point))
   await finishAndCheck(t, serial, stateDir, keys)

@@ -4,47 +4,32 @@
  * (snapd-check verify).
  */
 import test from 'ava'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
-import { startTestVault, type TestVault } from '../../helpers/vault.js'
 import { runSnapdCheck } from '../../helpers/snapd-check.js'
+import { agentE2E } from '../helpers/e2e.js'
 import { runAgent } from '../helpers/agent-process.js'
 import { ROOT } from '../helpers/fakes.js'
 
-let vault: TestVault
-let work: string
-let caFile: string
-
-test.before(async () => {
-  vault = await startTestVault(undefined, { tls: true })
-  work = await mkdtemp(join(tmpdir(), 'sv-agent-e2e-'))
-  caFile = join(work, 'vault-ca.pem')
-  await writeFile(caFile, vault.caPem!)
-})
-test.after.always(async () => {
-  await vault?.close()
-  if (work) await rm(work, { recursive: true, force: true })
-  if (vault) await rm(vault.dataDir, { recursive: true, force: true })
-})
+const e2e = agentE2E('sv-agent-e2e-')
 
 async function logFor(serial: string) {
-  return (await vault.vault.store.queryLog({ serial, limit: 100 })).entries
+  return (await e2e.vault.vault.store.queryLog({ serial, limit: 100 })).entries
 }
 
 function baseArgs(serial: string, stateDir: string): string[] {
-  return ['--url', vault.url, '--api-key', vault.apiKey, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-value', serial, '--ca', caFile, '--trusted', vault.trusted, '--state-dir', stateDir]
+  return ['--url', e2e.vault.url, '--api-key', e2e.vault.apiKey, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-value', serial, '--ca', e2e.caFile, '--trusted', e2e.vault.trusted, '--state-dir', stateDir]
 }
 
 test('e2e: the agent process provisions over HTTPS with a new RSA-4096 key, and snapd verifies the serial', async (t) => {
-  const stateDir = join(work, 'device-1')
-  const r = await runAgent(['provision', '--once', ...baseArgs('E2E-0001', stateDir), '--model-assertion', vault.chainFile], { timeoutMs: 90_000 })
+  const stateDir = join(e2e.work, 'device-1')
+  const r = await runAgent(['provision', '--once', ...baseArgs('E2E-0001', stateDir), '--model-assertion', e2e.vault.chainFile], { timeoutMs: 90_000 })
   t.is(r.code, 0, r.stderr)
   t.regex(r.stdout, /^provisioned: acme-brand\/acme-pi-gateway serial E2E-0001/)
 
   // snapd's own checks: the serial against the trust anchors and the chain the agent wrote
-  const v = await runSnapdCheck(['verify', '--trusted', vault.trusted, '--chain', join(stateDir, 'chain.assert'), join(stateDir, 'serial.assert')])
+  const v = await runSnapdCheck(['verify', '--trusted', e2e.vault.trusted, '--chain', join(stateDir, 'chain.assert'), join(stateDir, 'serial.assert')])
   t.is(v.code, 0, v.stdout + v.stderr)
   t.regex(v.stdout, /#1 OK\s+serial brand-id=acme-brand model=acme-pi-gateway serial=E2E-0001/)
 
@@ -89,7 +74,7 @@ test('e2e: the agent process provisions over HTTPS with a new RSA-4096 key, and 
 })
 
 test('e2e: bin/device-agent.js takes the command line the demo prints', async (t) => {
-  const stateDir = join(work, 'device-bin')
+  const stateDir = join(e2e.work, 'device-bin')
   const child = spawn(
     process.execPath,
     [join(ROOT, 'device-agent/bin/device-agent.js'), 'provision', '--once', ...baseArgs('E2E-BIN-0001', stateDir).map((a) => a), '--key-bits', '2048'],
@@ -108,8 +93,8 @@ test('e2e: bin/device-agent.js takes the command line the demo prints', async (t
 })
 
 test('e2e: a second device claiming the same serial is refused with the vault code (exit 1), and the vault keeps one binding', async (t) => {
-  const a = join(work, 'clone-a')
-  const b = join(work, 'clone-b')
+  const a = join(e2e.work, 'clone-a')
+  const b = join(e2e.work, 'clone-b')
   t.is((await runAgent(['provision', '--once', ...baseArgs('E2E-CLONE-1', a), '--key-bits', '2048'])).code, 0)
   const r = await runAgent(['provision', '--once', ...baseArgs('E2E-CLONE-1', b), '--key-bits', '2048'])
   t.is(r.code, 1)
@@ -133,7 +118,7 @@ test('e2e: a second device claiming the same serial is refused with the vault co
 })
 
 test('e2e: configuration errors exit with 2 and name every problem', async (t) => {
-  const r = await runAgent(['provision', '--once', '--url', 'ftp://x', '--model', 'Bad_Model', '--state-dir', join(work, 'bad')])
+  const r = await runAgent(['provision', '--once', '--url', 'ftp://x', '--model', 'Bad_Model', '--state-dir', join(e2e.work, 'bad')])
   t.is(r.code, 2)
   t.regex(r.stderr, /SV_AGENT_CONFIG_INVALID/)
   for (const path of ['brand', 'vault.url', 'model', 'trust.anchors']) t.true(r.stderr.includes(path), path)

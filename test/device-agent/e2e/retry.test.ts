@@ -8,30 +8,15 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdtemp, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startTestVault, type TestVault } from '../../helpers/vault.js'
 import { locateSnapdCheck, runSnapdCheck } from '../../helpers/snapd-check.js'
+import { agentE2E } from '../helpers/e2e.js'
 import { runAgent, spawnAgent } from '../helpers/agent-process.js'
 import { VECTORS } from '../helpers/fakes.js'
 import { freePort, startMisbehavingFront, type FrontAction } from '../helpers/servers.js'
 
-let vault: TestVault
-let work: string
-let caFile: string
-
-test.before(async () => {
-  vault = await startTestVault(undefined, { tls: true })
-  work = await mkdtemp(join(tmpdir(), 'sv-agent-retry-'))
-  caFile = join(work, 'vault-ca.pem')
-  await writeFile(caFile, vault.caPem!)
-})
-test.after.always(async () => {
-  await vault?.close()
-  if (work) await rm(work, { recursive: true, force: true })
-  if (vault) await rm(vault.dataDir, { recursive: true, force: true })
-})
+const e2e = agentE2E('sv-agent-retry-')
 
 /** Small, fast retry settings; the tests measure that they are honoured. */
 const FAST = {
@@ -52,7 +37,7 @@ interface FakeService {
 async function startFakeService(t: ExecutionContext, misbehave: string): Promise<FakeService> {
   const bin = locateSnapdCheck()
   if (bin instanceof Error) throw bin
-  const dir = await mkdtemp(join(work, 'fake-'))
+  const dir = await mkdtemp(join(e2e.work, 'fake-'))
   const urlFile = join(dir, 'url')
   const logFile = join(dir, 'log.jsonl')
   const child = spawn(bin, ['fake-service', '--brand', 'acme-brand', '--brand-key', join(VECTORS, 'keys/brand.key.pem'), '--api-key', 'fake-key', '--misbehave', misbehave, '--log', logFile, '--url-file', urlFile, '--exit-after', '2m'], {
@@ -109,7 +94,7 @@ function vaultArgs(url: string, serial: string, stateDir: string, once = false):
     '--url',
     url,
     '--api-key',
-    vault.apiKey,
+    e2e.vault.apiKey,
     '--brand',
     'acme-brand',
     '--model',
@@ -117,7 +102,7 @@ function vaultArgs(url: string, serial: string, stateDir: string, once = false):
     '--serial-value',
     serial,
     '--trusted',
-    vault.trusted,
+    e2e.vault.trusted,
     '--state-dir',
     stateDir,
     '--key-bits',
@@ -132,7 +117,7 @@ async function verifyWritten(t: ExecutionContext, stateDir: string, trusted: str
 
 test('retry: 202 then 200 (fake-service poll-once, plain HTTP): the same serial-request is polled after the interval', async (t) => {
   const fake = await startFakeService(t, 'poll-once')
-  const stateDir = join(work, 'poll')
+  const stateDir = join(e2e.work, 'poll')
   const r = await runAgent(fakeArgs(fake, 'RETRY-POLL-1', stateDir), { env: FAST })
   t.is(r.code, 0, r.stderr)
   const serials = (await fake.log()).filter((e) => e.path === '/v1/serial')
@@ -151,7 +136,7 @@ test('retry: 202 then 200 (fake-service poll-once, plain HTTP): the same serial-
 
 test('retry: 503 on request-id (fake-service 503-once): --once exits 3 (retry later), the next run provisions', async (t) => {
   const fake = await startFakeService(t, '503-once')
-  const stateDir = join(work, '503-once')
+  const stateDir = join(e2e.work, '503-once')
   const first = await runAgent(fakeArgs(fake, 'RETRY-503-1', stateDir, true), { env: FAST })
   t.is(first.code, 3, first.stderr)
   t.regex(first.stderr, /SV_AGENT_VAULT_UNAVAILABLE/)
@@ -164,7 +149,7 @@ test('retry: 503 on request-id (fake-service 503-once): --once exits 3 (retry la
 
 test('retry: 503 without Retry-After is retried after the backoff (daemon)', async (t) => {
   const fake = await startFakeService(t, '503-once')
-  const stateDir = join(work, '503-daemon')
+  const stateDir = join(e2e.work, '503-daemon')
   const r = await runAgent(fakeArgs(fake, 'RETRY-503-2', stateDir), { env: FAST })
   t.is(r.code, 0, r.stderr)
   const ids = (await fake.log()).filter((e) => e.path === '/v1/request-id')
@@ -177,10 +162,10 @@ test('retry: 503 without Retry-After is retried after the backoff (daemon)', asy
 })
 
 test('retry: 503 with Retry-After: 1 on serial is honoured, then a new request-id is used', async (t) => {
-  const front = await startMisbehavingFront(t, { url: vault.url, ca: vault.caPem! }, (path, i): FrontAction =>
+  const front = await startMisbehavingFront(t, { url: e2e.vault.url, ca: e2e.vault.caPem! }, (path, i): FrontAction =>
     path === 'serial' && i === 0 ? { kind: 'status', status: 503, headers: { 'retry-after': '1' }, body: { code: 'SV_OVERLOADED', message: 'busy' } } : { kind: 'forward' },
   )
-  const stateDir = join(work, 'retry-after')
+  const stateDir = join(e2e.work, 'retry-after')
   const r = await runAgent(vaultArgs(front.url, 'RETRY-AFTER-1', stateDir), { env: FAST })
   t.is(r.code, 0, r.stderr)
   const paths = front.requests.map((q) => q.path.replace('/v1/', ''))
@@ -190,17 +175,17 @@ test('retry: 503 with Retry-After: 1 on serial is honoured, then a new request-i
   const retry = r.logs.find((l) => l.msg === 'provision.retry')!
   t.is(retry.waitMs, 1000)
   t.is(retry.serverCode, 'SV_OVERLOADED')
-  const entries = (await vault.vault.store.queryLog({ serial: 'RETRY-AFTER-1' })).entries
+  const entries = (await e2e.vault.vault.store.queryLog({ serial: 'RETRY-AFTER-1' })).entries
   t.is(entries.filter((e) => e.outcome === 'issued').length, 1)
   t.is(entries[0]!.timings?.retries, 1, 'the retry shows in the telemetry the vault logged')
-  await verifyWritten(t, stateDir, vault.trusted)
+  await verifyWritten(t, stateDir, e2e.vault.trusted)
 })
 
 test('retry: a 4xx with a JSON message is surfaced with its code and fails the attempt (exit 1)', async (t) => {
-  const front = await startMisbehavingFront(t, { url: vault.url, ca: vault.caPem! }, (path): FrontAction =>
+  const front = await startMisbehavingFront(t, { url: e2e.vault.url, ca: e2e.vault.caPem! }, (path): FrontAction =>
     path === 'serial' ? { kind: 'status', status: 400, body: { code: 'SV_SERIAL_INVALID', message: 'the serial has invalid characters', requestId: 'req-77' } } : { kind: 'forward' },
   )
-  const stateDir = join(work, '4xx')
+  const stateDir = join(e2e.work, '4xx')
   const r = await runAgent(vaultArgs(front.url, 'RETRY-4XX-1', stateDir, true), { env: FAST })
   t.is(r.code, 1)
   t.regex(r.stderr, /\(SV_AGENT_VAULT_REFUSED\)/)
@@ -214,34 +199,34 @@ test('retry: a 4xx with a JSON message is surfaced with its code and fails the a
 
 test('retry: connection refused is retried until the vault comes up', async (t) => {
   const port = await freePort()
-  const stateDir = join(work, 'refused')
+  const stateDir = join(e2e.work, 'refused')
   const agent = spawnAgent(vaultArgs(`http://127.0.0.1:${port}/v1/`, 'RETRY-REFUSED-1', stateDir), { env: FAST })
   await agent.waitForStderr(/"reason":"refused"[^\n]*"msg":"provision\.retry"[\s\S]*"reason":"refused"[^\n]*"msg":"provision\.retry"/)
-  const front = await startMisbehavingFront(t, { url: vault.url, ca: vault.caPem! }, () => ({ kind: 'forward' }), { port })
+  const front = await startMisbehavingFront(t, { url: e2e.vault.url, ca: e2e.vault.caPem! }, () => ({ kind: 'forward' }), { port })
   const e = await agent.exited
   t.is(e.code, 0, agent.stderr)
   const retries = agent.logs().filter((l) => l.msg === 'provision.retry')
   t.true(retries.length >= 2)
   for (const r of retries) t.like(r, { code: 'SV_AGENT_VAULT_UNAVAILABLE', reason: 'refused', errno: 'ECONNREFUSED' })
   t.true(front.requests.length >= 2)
-  await verifyWritten(t, stateDir, vault.trusted)
+  await verifyWritten(t, stateDir, e2e.vault.trusted)
 })
 
 test('retry: a server that never answers is cut by the header timeout and retried', async (t) => {
-  const front = await startMisbehavingFront(t, { url: vault.url, ca: vault.caPem! }, (path, i): FrontAction => (path === 'request-id' && i === 0 ? { kind: 'hang' } : { kind: 'forward' }))
-  const stateDir = join(work, 'slow')
+  const front = await startMisbehavingFront(t, { url: e2e.vault.url, ca: e2e.vault.caPem! }, (path, i): FrontAction => (path === 'request-id' && i === 0 ? { kind: 'hang' } : { kind: 'forward' }))
+  const stateDir = join(e2e.work, 'slow')
   const r = await runAgent(vaultArgs(front.url, 'RETRY-SLOW-1', stateDir), { env: { ...FAST, AGENT_HEADERS_TIMEOUT_MS: '500' } })
   t.is(r.code, 0, r.stderr)
   const retry = r.logs.find((l) => l.msg === 'provision.retry')!
   t.like(retry, { code: 'SV_AGENT_VAULT_UNAVAILABLE', reason: 'timeout' })
   const gap = front.requests[1]!.at - front.requests[0]!.at
   t.true(gap >= 500 + 160 && gap < 5000, `timed out and retried after ${Math.round(gap)} ms`)
-  await verifyWritten(t, stateDir, vault.trusted)
+  await verifyWritten(t, stateDir, e2e.vault.trusted)
 })
 
 test('retry: a slow but working server within the timeouts is simply waited for', async (t) => {
-  const front = await startMisbehavingFront(t, { url: vault.url, ca: vault.caPem! }, (path): FrontAction => (path === 'serial' ? { kind: 'delay', ms: 700 } : { kind: 'forward' }))
-  const stateDir = join(work, 'slow-ok')
+  const front = await startMisbehavingFront(t, { url: e2e.vault.url, ca: e2e.vault.caPem! }, (path): FrontAction => (path === 'serial' ? { kind: 'delay', ms: 700 } : { kind: 'forward' }))
+  const stateDir = join(e2e.work, 'slow-ok')
   const r = await runAgent(vaultArgs(front.url, 'RETRY-SLOW-2', stateDir, true), { env: { AGENT_HEADERS_TIMEOUT_MS: '2000' } })
   t.is(r.code, 0, r.stderr)
   t.is(r.logs.filter((l) => l.msg === 'provision.retry').length, 0)
