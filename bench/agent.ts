@@ -80,6 +80,23 @@ function runAgent(args: string[]): Promise<AgentRun> {
   })
 }
 
+/** Runs `fn` under a 10 ms timer and resolves with the worst lag of that timer (event-loop blocking), in ms. */
+async function withLagProbe(fn: () => Promise<unknown>): Promise<number> {
+  let last = performance.now()
+  let worst = 0
+  const probe = setInterval(() => {
+    const now = performance.now()
+    worst = Math.max(worst, now - last - 10)
+    last = now
+  }, 10)
+  try {
+    await fn()
+  } finally {
+    clearInterval(probe)
+  }
+  return worst
+}
+
 export async function agentBench(argv: string[]): Promise<BenchResult> {
   const runs = Number(arg(argv, '--runs', '7'))
   if (!argv.includes('--no-build')) await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'shared', 'device-agent'])
@@ -88,52 +105,24 @@ export async function agentBench(argv: string[]): Promise<BenchResult> {
   // 1. key generation in the agent's worker (the built module: a plain JS worker, as on a device)
   const { generateKeyPkcs8 } = (await import(join(ROOT, 'device-agent/dist/identity/device-key.js'))) as typeof import('../device-agent/src/identity/device-key.js')
   // control: the same timer probe with nothing else going on in this process (a loaded machine lags anyway)
-  const idleLag = await new Promise<number>((resolve) => {
-    let last = performance.now()
-    let worst = 0
-    const probe = setInterval(() => {
-      const now = performance.now()
-      worst = Math.max(worst, now - last - 10)
-      last = now
-    }, 10)
-    setTimeout(() => {
-      clearInterval(probe)
-      resolve(worst)
-    }, 2000)
-  })
+  const idleLag = await withLagProbe(() => new Promise((r) => setTimeout(r, 2000)))
   const keygenMs: number[] = []
   const lagMs: number[] = []
   const keys: Buffer[] = []
   for (let i = 0; i < runs; i++) {
-    let last = performance.now()
-    let worst = 0
-    const probe = setInterval(() => {
-      const now = performance.now()
-      worst = Math.max(worst, now - last - 10)
-      last = now
-    }, 10)
     const t0 = performance.now()
-    keys.push(await generateKeyPkcs8(4096))
+    lagMs.push(await withLagProbe(async () => void keys.push(await generateKeyPkcs8(4096))))
     keygenMs.push(performance.now() - t0)
-    clearInterval(probe)
-    lagMs.push(worst)
   }
 
   // for comparison, once: the same generation on the main thread (what the worker avoids)
   const inThreadLag = await (async () => {
     const { Crypto } = await import('@peculiar/webcrypto')
-    let last = performance.now()
-    let worst = 0
-    const probe = setInterval(() => {
-      const now = performance.now()
-      worst = Math.max(worst, now - last - 10)
-      last = now
-    }, 10)
-    await new Promise((r) => setTimeout(r, 20))
-    await new Crypto().subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-512', modulusLength: 4096, publicExponent: new Uint8Array([1, 0, 1]) }, true, ['sign'])
-    await new Promise((r) => setTimeout(r, 20))
-    clearInterval(probe)
-    return worst
+    return withLagProbe(async () => {
+      await new Promise((r) => setTimeout(r, 20))
+      await new Crypto().subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-512', modulusLength: 4096, publicExponent: new Uint8Array([1, 0, 1]) }, true, ['sign'])
+      await new Promise((r) => setTimeout(r, 20))
+    })
   })()
 
   // 2 and 3. provisioning with a pre-generated key, built agent, HTTPS vault in this process
