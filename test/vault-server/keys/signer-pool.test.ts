@@ -135,7 +135,10 @@ test('signer pool: a request over its deadline -> SV_TIMEOUT, and a late answer 
   const err = await t.throwsAsync(p.sign(BRAND_ID, Buffer.from('late')), { code: 'SV_TIMEOUT' })
   t.is((err as { retryAfter?: number }).retryAfter, 1)
   await p.ready()
-  await new Promise((r) => setTimeout(r, 100))
+  // The late answer arrives once the new worker has imported the key and
+  // signed: tens of ms alone, seconds on a loaded CI box. Poll, bounded.
+  const deadline = Date.now() + 15_000
+  while (p.metrics().inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
   const m = p.metrics()
   t.is(m.timedOut, 1)
   t.is(m.inFlight, 0, 'the late answer freed its worker')
