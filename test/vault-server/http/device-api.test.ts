@@ -10,7 +10,7 @@ import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import { Buffer } from 'node:buffer'
 import { decodeStream } from '@sv/shared'
-import { readFile } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { PI_MODEL_HEADERS, startTestVault, type TestVault, type TestVaultOptions } from '../../helpers/vault.js'
 import {
   endpoint,
@@ -576,7 +576,13 @@ test('model: /v1/model (Canonical serial-vault compatible) answers the account, 
 })
 
 test('timeout: past limits.requestTimeoutMs the answer is 503 (never a 4xx); snapd-style retries with a fresh request-id all get their serial', async (t) => {
-  const c = await setup(t, { config: { limits: { requestTimeoutMs: 100 } } })
+  // Brand and model are set up under the default limits (signing the model
+  // must not race a 100 ms deadline on a loaded machine), then the vault is
+  // reopened on the same data with the short one.
+  const prepared = await startTestVault(undefined, { store: 'level', workers: 1 })
+  await prepared.close()
+  t.teardown(() => rm(prepared.dataDir, { recursive: true, force: true }))
+  const c = await setup(t, { store: 'level', dataDir: prepared.dataDir, config: { limits: { requestTimeoutMs: 100 } } })
   const n = 20
   const keys = await generateDeviceKeys(n)
   const first = await Promise.all(keys.map(async (k, i) => postSerial(c.v.url, c.v.apiKey, await streamFor(c, k, `SN-SLOW-${i}`))))
