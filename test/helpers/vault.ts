@@ -105,6 +105,34 @@ export async function startTestVault(t: ExecutionContext | undefined, o: TestVau
     ? pino({ level: 'debug' }, { write: (s: string) => void o.logLines!.push(JSON.parse(s) as Record<string, unknown>) })
     : createLogger('silent')
   const vault = await startVault(config, log, { ...(o.workers ? { workers: o.workers } : { workers: 2 }), ...(o.now ? { now: o.now } : {}) })
+  // Closed however the set-up below ends: a vault left listening (and its
+  // signing workers) would keep the AVA worker process alive after its tests.
+  let closed = false
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    await vault.close()
+  }
+  t?.teardown(async () => {
+    await close()
+    if (!o.dataDir) await rm(dataDir, { recursive: true, force: true })
+  })
+  try {
+    return await finishTestVault(vault, dataDir, masterKey, caPem, o, close)
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
+
+async function finishTestVault(
+  vault: RunningVault,
+  dataDir: string,
+  masterKey: string,
+  caPem: string | undefined,
+  o: TestVaultOptions,
+  close: () => Promise<void>,
+): Promise<TestVault> {
   const apiKey = `test-api-key-${randomBytes(12).toString('hex')}`
   const adminToken = newToken()
   if (!o.dataDir) {
@@ -134,7 +162,6 @@ export async function startTestVault(t: ExecutionContext | undefined, o: TestVau
   const chainFile = join(dataDir, 'chain.assert')
   const parts = [await readFile(join(VECTORS, 'account.assert'), 'utf8'), await readFile(join(VECTORS, 'account-key.assert'), 'utf8'), model.modelAssertion]
   await writeFile(chainFile, parts.map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join('\n'))
-  let closed = false
   const tv: TestVault = {
     vault,
     url: vault.url,
@@ -145,15 +172,7 @@ export async function startTestVault(t: ExecutionContext | undefined, o: TestVau
     chainFile,
     masterKey,
     ...(caPem ? { caPem } : {}),
-    close: async () => {
-      if (closed) return
-      closed = true
-      await vault.close()
-    },
+    close,
   }
-  t?.teardown(async () => {
-    await tv.close()
-    if (!o.dataDir) await rm(dataDir, { recursive: true, force: true })
-  })
   return tv
 }
