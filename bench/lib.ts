@@ -1,7 +1,7 @@
 /** Shared helpers for the benchmarks: argument reading, statistics, reporting. */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
-import { readFile } from 'node:fs/promises'
+import { readFile, readdir } from 'node:fs/promises'
 import { Worker } from 'node:worker_threads'
 
 export interface Metric {
@@ -94,7 +94,31 @@ export async function signingCeiling(pem: string, seconds: number): Promise<numb
 /** CPU time (user + system, all threads) of a process so far, in ms, from Linux /proc (0 when it is gone). */
 export async function processCpuMs(pid: number | undefined): Promise<number> {
   if (pid === undefined) return 0
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  return statCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''))
+}
+
+/**
+ * CPU time (ms) of a process's threads by kind: the main thread, threads
+ * running below normal priority (the vault's signing workers run at nice 10),
+ * and the rest (libuv's pool for LevelDB and fs, V8's GC and compiler threads).
+ */
+export async function threadCpuSplit(pid: number | undefined): Promise<{ main: number; niced: number; other: number }> {
+  const split = { main: 0, niced: 0, other: 0 }
+  if (pid === undefined) return split
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[])
+  for (const tid of tids) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '')
+    if (!stat) continue
+    const ms = statCpuMs(stat)
+    const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+    if (tid === String(pid)) split.main += ms
+    else if (nice > 0) split.niced += ms
+    else split.other += ms
+  }
+  return split
+}
+
+function statCpuMs(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // utime and stime are the 14th and 15th fields of the line, in clock ticks (100 per second)
   return ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * 10

@@ -15,6 +15,7 @@
  * the three loads) to measure the steady state.
  *
  *   npm run bench -- vault [--registrations N] [--warmup N] [--seconds S] [--no-build]
+ *   npm run bench -- vault --baseline DIR [--rounds N] [--per-phase N]   (see compareWithBaseline)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -29,9 +30,10 @@ import { VaultConfigSchema } from '../vault-server/src/config.js'
 import { createLogger } from '../vault-server/src/logger.js'
 import { openVault } from '../vault-server/src/vault.js'
 import { generateSelfSigned } from '../vault-server/src/tls.js'
-import { arg, median, percentile, processCpuMs, report, signingCeiling, type BenchResult, type Metric } from './lib.js'
+import { arg, median, percentile, processCpuMs, report, threadCpuSplit, signingCeiling, type BenchResult, type Metric } from './lib.js'
 
 const ROOT = new URL('../', import.meta.url).pathname
+const connectOpts = { rejectUnauthorized: false }
 const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
 
 
@@ -40,11 +42,73 @@ interface Prepared {
   bodies: Buffer[]
 }
 
-async function startServe(dataDir: string, masterKey: string, port: number): Promise<ChildProcess> {
+const BASELINE_WARMUP = 300
+
+type Session = (origin: string, child: ChildProcess) => {
+  prepare(n: number, pool: Pool): Promise<Prepared>
+  closedLoop(clients: number, prepared: Prepared): Promise<{ rate: number; threads: { main: number; niced: number; other: number } }>
+}
+
+/**
+ * --baseline DIR: the built vault of another checkout (DIR/vault-server/dist,
+ * e.g. a `git worktree` of an earlier commit) against this one, in
+ * alternating rounds on the same data directory (ABBA order), so that the
+ * machine's drift falls on both alike. Per round and vault: a fresh
+ * process, a warm-up, then 4 and 16 clients. Reports the medians and the
+ * ratios current / baseline, and each against the signing ceiling.
+ */
+async function compareWithBaseline(o: { baseline: string; brandPem: string; dataDir: string; masterKey: string; session: Session; rounds: number; perPhase: number }): Promise<BenchResult> {
+  const variants = [
+    { name: 'baseline', main: join(o.baseline, 'vault-server/dist/main.js') },
+    { name: 'current', main: join(ROOT, 'vault-server/dist/main.js') },
+  ]
+  const got: Record<string, { at4: number[]; at16: number[]; main16: number[] }> = { baseline: { at4: [], at16: [], main16: [] }, current: { at4: [], at16: [], main16: [] } }
+  const ceilingBefore = await signingCeiling(o.brandPem, 3)
+  for (let round = 0; round < o.rounds; round++) {
+    const order = round % 2 === 0 ? variants : [...variants].reverse()
+    for (const v of order) {
+      const port = 20000 + Math.floor(Math.random() * 20000)
+      const child = await startServe(o.dataDir, o.masterKey, port, v.main)
+      const origin = `https://127.0.0.1:${port}`
+      try {
+        const { prepare, closedLoop } = o.session(origin, child)
+        const pool = new Pool(origin, { connections: 16, connect: connectOpts })
+        await closedLoop(16, await prepare(BASELINE_WARMUP, pool))
+        const at4 = await closedLoop(4, await prepare(o.perPhase, pool))
+        const at16 = await closedLoop(16, await prepare(o.perPhase, pool))
+        await pool.close()
+        got[v.name]!.at4.push(at4.rate)
+        got[v.name]!.at16.push(at16.rate)
+        got[v.name]!.main16.push(at16.threads.main)
+        console.log(`round ${round + 1} ${v.name.padEnd(8)}: 4 clients ${at4.rate.toFixed(1)}/s, 16 clients ${at16.rate.toFixed(1)}/s, main thread ${at16.threads.main.toFixed(3)} ms/serial`)
+      } finally {
+        child.kill('SIGTERM')
+        await new Promise((r) => child.once('exit', r))
+      }
+    }
+  }
+  const ceiling = (ceilingBefore + (await signingCeiling(o.brandPem, 3))) / 2
+  const b = got.baseline!
+  const c = got.current!
+  const metrics: Metric[] = [
+    { metric: `raw RSA-4096 signing ceiling, ${availableParallelism()} cores (before/after mean)`, value: ceiling, unit: 'signs/s' },
+    { metric: '4 clients: baseline / ceiling (median of rounds)', value: median(b.at4) / ceiling, unit: 'ratio' },
+    { metric: '4 clients: current / ceiling (goal >= 0.7)', value: median(c.at4) / ceiling, unit: 'ratio', goal: { min: 0.7 } },
+    { metric: '4 clients: current / baseline', value: median(c.at4) / median(b.at4), unit: 'ratio' },
+    { metric: '16 clients: baseline / ceiling', value: median(b.at16) / ceiling, unit: 'ratio' },
+    { metric: '16 clients: current / ceiling (goal >= 0.7)', value: median(c.at16) / ceiling, unit: 'ratio', goal: { min: 0.7 } },
+    { metric: '16 clients: current / baseline', value: median(c.at16) / median(b.at16), unit: 'ratio' },
+    { metric: 'main thread CPU per serial, 16 clients: baseline', value: median(b.main16), unit: 'ms' },
+    { metric: 'main thread CPU per serial, 16 clients: current', value: median(c.main16), unit: 'ms' },
+  ]
+  return report('vault-baseline', metrics, { baseline: o.baseline, rounds: o.rounds, perPhase: o.perPhase, runs: got })
+}
+
+async function startServe(dataDir: string, masterKey: string, port: number, mainJs = join(ROOT, 'vault-server/dist/main.js')): Promise<ChildProcess> {
   // SV_BENCH_PROF=DIR writes a CPU profile of the vault's main thread there
   const prof = process.env.SV_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SV_BENCH_PROF}`] : []
   // the built vault, as deployed (no TypeScript loader in the process)
-  const child = spawn(process.execPath, [...prof, join(ROOT, 'vault-server/dist/main.js'), 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--tls-cert', join(dataDir, 'cert.pem'), '--tls-key', join(dataDir, 'key.pem'), '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [...prof, mainJs, 'serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--tls-cert', join(dataDir, 'cert.pem'), '--tls-key', join(dataDir, 'key.pem'), '--log-level', 'warn'], {
     env: { ...process.env, VAULT_MASTER_KEY: masterKey, VAULT_MAX_CONCURRENT_SERIAL: '4096', VAULT_MQTT_MODE: 'off', ...(process.env.VAULT_SIGNING_WORKERS ? { VAULT_SIGNING_WORKERS: process.env.VAULT_SIGNING_WORKERS } : {}) },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
@@ -75,7 +139,9 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
 
   // --- prepare the data directory: brand (the vectors' chain), models, TLS ---
   const keysPerModel = 32
-  const models = Math.ceil((registrations + Number(arg(argv, '--warmup', '300'))) / keysPerModel)
+  // every registration needs its own (model, device key) pair: enough models for the run
+  const baselineRounds = arg(argv, '--baseline', '') ? Number(arg(argv, '--rounds', '3')) * 2 * (BASELINE_WARMUP + 2 * Number(arg(argv, '--per-phase', '1500'))) : 0
+  const models = Math.ceil(Math.max(registrations + warmup, baselineRounds) / keysPerModel)
   {
     const config = VaultConfigSchema.parse({ dataDir, masterKey: { value: masterKey }, tls: { plainHttp: true }, log: { level: 'silent' } })
     const v = await openVault(config, createLogger('silent'), { workers: 1 })
@@ -97,12 +163,9 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
     return NodeKeySigner.fromPem(pem)
   })
 
-  const ceilingBefore = await signingCeiling(brandPem, 3)
-  const port = 20000 + Math.floor(Math.random() * 20000)
-  const child = await startServe(dataDir, masterKey, port)
-  const origin = `https://127.0.0.1:${port}`
-  const connectOpts = { rejectUnauthorized: false }
-  try {
+  let serialNo = 0
+  /** A running vault and the load to drive it: the same code for the main run and for --baseline rounds. */
+  const session = (origin: string, child: ChildProcess) => {
     const fetchIds = async (n: number, pool: Pool): Promise<string[]> => {
       const ids: string[] = []
       const one = async () => {
@@ -113,7 +176,6 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       for (let i = 0; i < n; i += 32) await Promise.all(Array.from({ length: Math.min(32, n - i) }, one))
       return ids
     }
-    let serialNo = 0
     const prepare = async (n: number, pool: Pool): Promise<Prepared> => {
       const ids = await fetchIds(n, pool)
       const bodies: Buffer[] = []
@@ -138,11 +200,12 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       if (r.statusCode !== 200) throw new Error(`serial answered ${r.statusCode}: ${text.slice(0, 200)}`)
       return performance.now() - t0
     }
-    const closedLoop = async (clients: number, prepared: Prepared): Promise<{ rate: number; latencies: number[]; vaultCpuMs: number; clientCpuMs: number }> => {
+    const closedLoop = async (clients: number, prepared: Prepared): Promise<{ rate: number; latencies: number[]; vaultCpuMs: number; threads: { main: number; niced: number; other: number }; clientCpuMs: number }> => {
       const pool = new Pool(origin, { connections: clients, connect: connectOpts })
       const queue = [...prepared.bodies]
       const latencies: number[] = []
       const vaultCpu0 = await processCpuMs(child.pid)
+      const threads0 = await threadCpuSplit(child.pid)
       const clientCpu0 = process.cpuUsage()
       const t0 = performance.now()
       await Promise.all(
@@ -153,11 +216,25 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       const elapsed = (performance.now() - t0) / 1000
       const n = prepared.bodies.length
       const vaultCpuMs = ((await processCpuMs(child.pid)) - vaultCpu0) / n
+      const threads1 = await threadCpuSplit(child.pid)
+      const threads = { main: (threads1.main - threads0.main) / n, niced: (threads1.niced - threads0.niced) / n, other: (threads1.other - threads0.other) / n }
       const c = process.cpuUsage(clientCpu0)
       await pool.close()
-      return { rate: n / elapsed, latencies, vaultCpuMs, clientCpuMs: (c.user + c.system) / 1000 / n }
+      return { rate: n / elapsed, latencies, vaultCpuMs, threads, clientCpuMs: (c.user + c.system) / 1000 / n }
     }
 
+    return { fetchIds, prepare, post, closedLoop }
+  }
+
+  const baseline = arg(argv, '--baseline', '')
+  if (baseline) return compareWithBaseline({ baseline, brandPem, dataDir, masterKey, session, rounds: Number(arg(argv, '--rounds', '3')), perPhase: Number(arg(argv, '--per-phase', '1500')) })
+
+  const ceilingBefore = await signingCeiling(brandPem, 3)
+  const port = 20000 + Math.floor(Math.random() * 20000)
+  const child = await startServe(dataDir, masterKey, port)
+  const origin = `https://127.0.0.1:${port}`
+  try {
+    const { prepare, post, closedLoop } = session(origin, child)
     const setupPool = new Pool(origin, { connections: 16, connect: connectOpts })
     // warm-up: JIT, worker key loading, TLS sessions
     // warm-up long enough for the JIT to settle (TurboFan keeps compiling for a few hundred requests)
@@ -217,6 +294,9 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       { metric: '/v1/serial, 64 clients / ceiling', value: at64.rate / ceiling, unit: 'ratio' },
       { metric: '/v1/serial latency p50, 16 clients (closed loop)', value: median(at16.latencies), unit: 'ms' },
       { metric: 'vault process CPU per serial, 16 clients (all threads)', value: at16.vaultCpuMs, unit: 'ms' },
+      { metric: '  of which the main thread (HTTP, TLS, checks, store calls)', value: at16.threads.main, unit: 'ms' },
+      { metric: '  of which the signing workers', value: at16.threads.niced, unit: 'ms' },
+      { metric: "  of which other threads (libuv's pool: LevelDB, fsync; V8)", value: at16.threads.other, unit: 'ms' },
       { metric: 'raw RSA-4096 signature CPU (2 cores / ceiling)', value: (availableParallelism() * 1000) / ceiling, unit: 'ms' },
       { metric: 'benchmark client CPU per serial (same machine)', value: at16.clientCpuMs, unit: 'ms' },
       { metric: `/v1/serial latency p50 at half of peak (${half.toFixed(0)}/s, open loop)`, value: median(openLat), unit: 'ms' },

@@ -25,7 +25,7 @@ async function documented(): Promise<Set<string>> {
 test('openapi: every route the app registers is documented, and nothing else', async (t) => {
   const v = await startTestVault(t)
   const server = v.vault.server.server
-  const app = server.listeners('request')[0] as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: unknown[] } }[] } }
+  const app = (server.listeners('request')[0] as unknown as { express: { router: { stack: { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: unknown[] } }[] } } }).express
   const routes = new Set<string>()
   const walk = (stack: { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: unknown[] } }[]) => {
     for (const layer of stack) {

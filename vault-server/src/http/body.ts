@@ -2,35 +2,56 @@
  * Bounded request body reading: a Content-Length above the limit is refused
  * before reading; a chunked body is cut off as soon as it passes the limit.
  */
-import type { Request } from 'express'
+import type { IncomingMessage } from 'node:http'
 import { Buffer } from 'node:buffer'
 import { VaultError } from '@sv/shared'
 
-export async function readBody(req: Request, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const tooLarge = () => new VaultError('SV_BODY_TOO_LARGE', `the body is larger than ${limit} bytes`, { details: { limit } })
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) {
     req.resume()
-    throw new VaultError('SV_BODY_TOO_LARGE', `the body is larger than ${limit} bytes`, { details: { limit } })
+    return Promise.reject(tooLarge())
   }
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limit) {
-      req.resume()
-      throw new VaultError('SV_BODY_TOO_LARGE', `the body is larger than ${limit} bytes`, { details: { limit } })
+  // Listeners rather than an async iterator: a registration body is one or two
+  // chunks, and the iterator's promise per chunk shows in the vault's profile.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (err?: Error) => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('close', onClose)
+      if (err) reject(err)
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
     }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks, size)
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        done(tooLarge())
+        req.resume() // drain the rest without keeping it
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => done()
+    const onError = (err: Error) => done(err)
+    // the client went away before the end: nothing to answer
+    const onClose = () => done(Object.assign(new Error('the request was aborted'), { code: 'ECONNRESET' }))
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('close', onClose)
+  })
 }
 
 /** Media type without parameters, lower case ('' when absent). */
-export function mediaType(req: Request): string {
+export function mediaType(req: IncomingMessage): string {
   return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
 }
 
-export async function readJson(req: Request, limit: number): Promise<unknown> {
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const type = mediaType(req)
   if (type !== 'application/json') throw new VaultError('SV_MEDIA_TYPE_UNSUPPORTED', 'expected Content-Type: application/json', { details: { contentType: type } })
   const body = await readBody(req, limit)

@@ -3,32 +3,43 @@
  * `application/json`: snapd shows a device service's message only then (a
  * charset parameter hides it, spec §5.8).
  */
-import type { Request, Response } from 'express'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Buffer } from 'node:buffer'
 import { isVaultError, toErrorBody, VaultError } from '@sv/shared'
 
 export const ASSERTION_MEDIA_TYPE = 'application/x.ubuntu.assertion'
 
-// res.setHeader, not res.set: express's set() appends "; charset=utf-8" to JSON types.
-export function sendJson(res: Response, status: number, body: unknown): void {
-  res.status(status).setHeader('Content-Type', 'application/json')
+// Plain Node response API (express's Response extends it), so that the device
+// fast lane (app.ts) and the express routes answer through the same code.
+// setHeader, not express's set(): set() appends "; charset=utf-8" to JSON types.
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.statusCode = status
+  res.setHeader('Content-Type', 'application/json')
   res.end(Buffer.from(`${JSON.stringify(body)}\n`))
 }
 
-export function sendAssertions(res: Response, stream: Buffer): void {
-  res.status(200).setHeader('Content-Type', ASSERTION_MEDIA_TYPE)
+export function sendAssertions(res: ServerResponse, stream: Buffer): void {
+  res.statusCode = 200
+  res.setHeader('Content-Type', ASSERTION_MEDIA_TYPE)
   res.end(stream)
 }
 
-/** The request's correlation id (set by the request-id middleware). */
-export function reqId(req: Request): string {
-  return (req as Request & { svId?: string }).svId ?? ''
+/** The request's correlation id (set by the request tracking in app.ts). */
+export function reqId(req: IncomingMessage): string {
+  return (req as IncomingMessage & { svId?: string }).svId ?? ''
 }
 
-export function sendError(req: Request, res: Response, err: unknown): VaultError {
+/** The request's path, without the query string. */
+export function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? ''
+  const q = url.indexOf('?')
+  return q < 0 ? url : url.slice(0, q)
+}
+
+export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown): VaultError {
   const e = isVaultError(err) ? err : new VaultError('SV_INTERNAL', 'unexpected error', { cause: err })
-  if (e.retryAfter !== undefined || e.status === 503) res.set('Retry-After', String(e.retryAfter ?? 5))
-  if (e.status === 401) res.set('WWW-Authenticate', req.path.startsWith('/v1/admin') ? 'Bearer realm="serial-vault admin"' : 'api-key')
+  if (e.retryAfter !== undefined || e.status === 503) res.setHeader('Retry-After', String(e.retryAfter ?? 5))
+  if (e.status === 401) res.setHeader('WWW-Authenticate', pathOf(req).startsWith('/v1/admin') ? 'Bearer realm="serial-vault admin"' : 'api-key')
   sendJson(res, e.status, toErrorBody(e, reqId(req)))
   return e
 }

@@ -2,10 +2,9 @@
  * Listening: HTTPS (or plain HTTP when asked, behind a TLS proxy) with bounded
  * timeouts, and a graceful stop that lets requests in flight finish.
  */
-import { createServer as createHttpServer, type Server } from 'node:http'
+import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import type { Express } from 'express'
 
 export interface ListenOptions {
   host: string
@@ -29,7 +28,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) }
 }
 
-export async function listen(app: Express, o: ListenOptions): Promise<RunningServer> {
+export async function listen(app: RequestListener, o: ListenOptions): Promise<RunningServer> {
   const server: Server = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key, minVersion: 'TLSv1.2' }, app) : createHttpServer(app)
   server.requestTimeout = o.requestTimeoutMs ?? 30_000
   server.headersTimeout = o.headersTimeoutMs ?? 15_000

@@ -90,6 +90,11 @@ const SCAN_BATCH = 256
  * directory (it gets SV_STORE_UNAVAILABLE here). Several vault processes
  * need PostgresStore (traits.multiProcess).
  *
+ * Reads on the registration path use getSync: a LevelDB read of a small
+ * record served from its caches takes microseconds on the calling thread,
+ * less than the hand-off to libuv's pool and back that an async get costs
+ * (measured in bench/vault.ts; see docs/benchmarks.md).
+ *
  * Durability. Every write batch is written with `{ sync: true }` (fsync'd
  * before it resolves), except the deletions of purgeExpired, which are safe to
  * lose, and consumeRequestId, which the next synced batch of the same
@@ -246,7 +251,7 @@ export class LevelStore implements VaultStore {
     requireStrings({ id })
     requireTime('expiresAt', expiresAt)
     return this.#locked([tupleKey('request-id', id)], async (s) => {
-      if (await s.requestId.has(id)) {
+      if (s.requestId.getSync(id) !== undefined) {
         throw new VaultError('SV_REQUEST_ID_USED', 'the request-id was already used')
       }
       // Not fsync'd on its own: LevelDB has one write-ahead log, so the synced
@@ -283,15 +288,15 @@ export class LevelStore implements VaultStore {
   // --- serials -------------------------------------------------------------------------
 
   getSerialBinding(brandId: string, model: string, serial: string): Promise<SerialBinding | undefined> {
-    return this.#run((s) => s.serial.get(tupleKey(brandId, model, serial)))
+    return this.#run(async (s) => s.serial.getSync(tupleKey(brandId, model, serial)))
   }
 
   getSerialBindingByDeviceKey(brandId: string, model: string, deviceKeyId: string): Promise<SerialBinding | undefined> {
     return this.#run(async (s) => {
-      const serial = await s.serialByDeviceKey.get(tupleKey(brandId, model, deviceKeyId))
+      const serial = s.serialByDeviceKey.getSync(tupleKey(brandId, model, deviceKeyId))
       if (serial === undefined) return undefined
       // Two reads, no snapshot: a replacement in between may have moved the key.
-      const found = await s.serial.get(tupleKey(brandId, model, serial))
+      const found = s.serial.getSync(tupleKey(brandId, model, serial))
       return found?.deviceKeyId === deviceKeyId ? found : undefined
     })
   }
@@ -308,7 +313,8 @@ export class LevelStore implements VaultStore {
     // one device key contend on the device-key lock.
     const locks = [tupleKey('serial', serialKey), tupleKey('device-key', deviceKey)]
     return this.#locked(locks, async (s) => {
-      const [current, owner] = await Promise.all([s.serial.get(serialKey), s.serialByDeviceKey.get(deviceKey)])
+      const current = s.serial.getSync(serialKey)
+      const owner = s.serialByDeviceKey.getSync(deviceKey)
       if (expectRevision === 0 ? current !== undefined : current?.revision !== expectRevision) {
         throw new VaultError('SV_SERIAL_TAKEN', 'this serial is already bound, or its binding changed', {
           details: { brandId, model, serial },

@@ -4,7 +4,8 @@
  * POST /v1/request-id, POST /v1/serial, POST /v1/model, GET /v1/version,
  * GET /v1/health, GET /v1/ready.
  */
-import { Router, type Request } from 'express'
+import { Router } from 'express'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Buffer } from 'node:buffer'
 import { VaultError, decodeAssertion, encodeStream } from '@sv/shared'
 import type { AppDeps } from '../../app.js'
@@ -12,16 +13,24 @@ import { mediaType, readBody, readJson } from '../body.js'
 import { ASSERTION_MEDIA_TYPE, sendAssertions, sendJson } from '../respond.js'
 import { VERSION } from '../../version.js'
 
-function apiKey(req: Request): string | undefined {
+function apiKey(req: IncomingMessage): string | undefined {
   const v = req.headers['api-key']
   return typeof v === 'string' && v.length > 0 && v.length <= 512 ? v : undefined
 }
 
-export function deviceRoutes(deps: AppDeps): Router {
-  const r = Router()
+/** A device API handler on Node's own request and response (express's extend them). */
+export type DeviceHandler = (req: IncomingMessage & { svFacts?: object }, res: ServerResponse) => Promise<void>
+
+/**
+ * The two registration routes, which factory lines and fleets call thousands
+ * of times a day. app.ts serves them on a fast lane in front of express (the
+ * same handlers, without express's per-request work); express serves them too
+ * for the spellings it also matches (a trailing slash, other letter case).
+ */
+export function registrationHandlers(deps: AppDeps): { requestId: DeviceHandler; serial: DeviceHandler } {
   const { services, config } = deps
 
-  r.post('/v1/request-id', async (req, res) => {
+  const requestId: DeviceHandler = async (req, res) => {
     const key = apiKey(req)
     if (!key) throw new VaultError('SV_API_KEY_MISSING', 'the api-key header is required', { details: { header: 'api-key' } })
     if ((await services.models.modelsForApiKey(key)).length === 0) throw new VaultError('SV_API_KEY_INVALID', 'the api-key is not valid', { details: { header: 'api-key' } })
@@ -29,9 +38,9 @@ export function deviceRoutes(deps: AppDeps): Router {
     const id = services.requestIds.issue()
     deps.metrics.requestIdsIssued.inc()
     sendJson(res, 200, { 'request-id': id, 'expires-in': services.requestIds.ttlSeconds })
-  })
+  }
 
-  r.post('/v1/serial', async (req, res) => {
+  const serial: DeviceHandler = async (req, res) => {
     const clientAddress = req.socket.remoteAddress ?? ''
     // refusals before the signing service (media type, size, overload) are
     // logged like the others; a timeout is not: the work goes on and logs its outcome
@@ -55,9 +64,20 @@ export function deviceRoutes(deps: AppDeps): Router {
       if (!reached && e instanceof VaultError && (e.code === 'SV_BODY_TOO_LARGE' || e.code === 'SV_OVERLOADED')) return early(e)
       throw e
     }
-    ;(req as Request & { svFacts?: object }).svFacts = { brandId: result.brandId, model: result.model, serial: result.serial, outcome: result.outcome, revision: result.revision }
+    req.svFacts = { brandId: result.brandId, model: result.model, serial: result.serial, outcome: result.outcome, revision: result.revision }
     sendAssertions(res, result.stream)
-  })
+  }
+
+  return { requestId, serial }
+}
+
+export function deviceRoutes(deps: AppDeps): Router {
+  const r = Router()
+  const { services, config } = deps
+  const registration = registrationHandlers(deps)
+
+  r.post('/v1/request-id', registration.requestId)
+  r.post('/v1/serial', registration.serial)
 
   // Canonical serial-vault compatible: the brand's account, account-key and signed model.
   r.post('/v1/model', async (req, res) => {
