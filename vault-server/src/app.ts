@@ -9,7 +9,6 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
-import { randomBytes } from 'node:crypto'
 import { VaultError } from '@sv/shared'
 import type { VaultConfig } from './config.js'
 import type { Logger } from './logger.js'
@@ -24,6 +23,7 @@ import type { Admission } from './services/admission.js'
 import { deviceRoutes, registrationHandlers, type DeviceHandler } from './http/routes/device.js'
 import { adminRoutes } from './http/routes/admin.js'
 import { pathOf, sendError } from './http/respond.js'
+import { randomText } from './random.js'
 
 export interface AppServices {
   signing: SigningService
@@ -68,7 +68,7 @@ function routeLabel(req: Request): string {
  */
 function track(deps: AppDeps, req: SvRequest, res: ServerResponse, route: () => string): void {
   const incoming = req.headers['x-request-id']
-  req.svId = typeof incoming === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(incoming) ? incoming : randomBytes(9).toString('base64url')
+  req.svId = typeof incoming === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(incoming) ? incoming : randomText(9, 'base64url')
   res.setHeader('X-Request-Id', req.svId)
   const started = performance.now()
   // Read now: by 'finish' Node may have detached the socket (a refused body that was

@@ -68,3 +68,45 @@ test('LevelStore: refuses data written with another key layout', async (t) => {
   t.teardown(() => store.close())
   await t.throwsAsync(store.open(), { code: 'SV_STORE_UNAVAILABLE' })
 })
+
+// A request-id use is not written on its own: it rides in the next batch
+// (consumeRequestId). Shown here with a real SIGKILL: the use written with the
+// binding that followed it survives; and a clean close writes pending uses.
+test('LevelStore(classic-level): a request-id use is durable with the next write (SIGKILL after it) and at close', async (t) => {
+  const path = join(await tempDir(t), 'db')
+  const script = `
+    import { Level } from 'level'
+    import { LevelStore } from ${JSON.stringify(new URL('../../../vault-server/src/store/level-store.ts', import.meta.url).href)}
+    import { binding, logEntry } from ${JSON.stringify(new URL('../../conformance/store-suite.ts', import.meta.url).href)}
+    const store = new LevelStore(new Level(${JSON.stringify(path)}))
+    await store.open()
+    await store.consumeRequestId('req-bound', Date.UTC(2030, 0, 1))
+    await store.bindSerial(binding('SN-K', 'dk-k'), logEntry(Date.UTC(2026, 0, 1), { brandId: 'acme', model: 'widget', serial: 'SN-K' }), 0)
+    process.stdout.write('bound\\n')
+    setInterval(() => {}, 1000)
+  `
+  const { spawn } = await import('node:child_process')
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (err += d))
+  const exited = new Promise((r) => child.once('exit', r))
+  const deadline = Date.now() + 30_000
+  while (!out.includes('bound') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  t.true(out.includes('bound'), err)
+  child.kill('SIGKILL')
+  await exited
+
+  const store = new LevelStore(new Level(path))
+  await store.open()
+  t.is((await store.getSerialBinding('acme', 'widget', 'SN-K'))?.deviceKeyId, 'dk-k')
+  await t.throwsAsync(store.consumeRequestId('req-bound', Date.UTC(2030, 0, 1)), { code: 'SV_REQUEST_ID_USED' })
+  // no write after this use: close writes it
+  await store.consumeRequestId('req-closed', Date.UTC(2030, 0, 1))
+  await store.close()
+  const again = new LevelStore(new Level(path))
+  t.teardown(() => again.close())
+  await again.open()
+  await t.throwsAsync(again.consumeRequestId('req-closed', Date.UTC(2030, 0, 1)), { code: 'SV_REQUEST_ID_USED' })
+})

@@ -12,7 +12,8 @@
  * SV_REQUEST_ID_UNKNOWN (never issued: bad MAC or shape), SV_REQUEST_ID_EXPIRED,
  * SV_REQUEST_ID_USED.
  */
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { createHmac, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { fillRandom } from '../random.js'
 import { Buffer } from 'node:buffer'
 import { VaultError } from '@sv/shared'
 import type { VaultStore } from '../store/store.js'
@@ -58,7 +59,7 @@ export class RequestIdService {
     const payload = Buffer.alloc(TOKEN_LEN)
     payload[0] = VERSION
     payload.writeUInt32BE(expiry, 1)
-    randomBytes(16).copy(payload, 5)
+    fillRandom(payload, 5, 16)
     this.#mac(payload.subarray(0, 21)).copy(payload, 21)
     this.#issued++
     this.#bucket(expiry).issued++

@@ -74,6 +74,9 @@ const JSON_SUBLEVELS = new Set<keyof Sublevels>(['brand', 'key', 'model', 'reque
 /** Keys read per step when scanning the log. */
 const SCAN_BATCH = 256
 
+/** request-id uses held for the next batch at most; beyond, they are written unsynced at once */
+const MAX_PENDING_USES = 1024
+
 /**
  * VaultStore over any abstract-level database (classic-level on disk in
  * production, memory-level for fast tests). Key layout: level-keys.ts.
@@ -97,15 +100,16 @@ const SCAN_BATCH = 256
  *
  * Durability. Every write batch is written with `{ sync: true }` (fsync'd
  * before it resolves), except the deletions of purgeExpired, which are safe to
- * lose, and consumeRequestId, which the next synced batch of the same
- * write-ahead log makes durable (see there). A binding and its log entry are
- * one batch.
+ * lose, and consumeRequestId, whose write rides in the next synced batch
+ * (see there). A binding and its log entry are one batch.
  */
 export class LevelStore implements VaultStore {
   readonly traits: StoreTraits = { multiProcess: false }
   readonly #db: LevelDatabase
   readonly #life = new StoreLifecycle(mapLevelError)
   readonly #mutex = new KeyedMutex()
+  /** request-id uses not yet written, by id: they ride in the next batch (consumeRequestId) */
+  readonly #pendingUses = new Map<string, Op[]>()
   #subs: Sublevels | undefined
 
   constructor(db: LevelDatabase) {
@@ -135,6 +139,9 @@ export class LevelStore implements VaultStore {
 
   close(): Promise<void> {
     return this.#life.close(async () => {
+      // request-id uses still waiting for a batch to ride in: written now
+      if (this.#pendingUses.size > 0) await this.#write([]).catch(() => {})
+      this.#pendingUses.clear()
       this.#subs = undefined
       await this.#db.close()
     })
@@ -251,20 +258,25 @@ export class LevelStore implements VaultStore {
     requireStrings({ id })
     requireTime('expiresAt', expiresAt)
     return this.#locked([tupleKey('request-id', id)], async (s) => {
-      if (s.requestId.getSync(id) !== undefined) {
+      if (this.#pendingUses.has(id) || s.requestId.getSync(id) !== undefined) {
         throw new VaultError('SV_REQUEST_ID_USED', 'the request-id was already used')
       }
-      // Not fsync'd on its own: LevelDB has one write-ahead log, so the synced
-      // batch that binds a serial for this request (or logs its refusal) makes
-      // this write durable too. A crash before that forgets the use of an id
-      // that obtained nothing. One fsync per registration instead of two.
-      await this.#db.batch<string, unknown>([put(s.requestId, id, expiresAt), put(s.requestIdByExpiry, tupleKey(padNumber(expiresAt), id), '')], {})
+      // Not written on its own: the use rides in the next batch, the one that
+      // binds a serial for this request or logs its refusal, and is durable
+      // with it (until then this process refuses the id from #pendingUses).
+      // A crash before that forgets the use of an id that obtained nothing.
+      // One write and one fsync per registration instead of two.
+      this.#pendingUses.set(id, [put(s.requestId, id, expiresAt), put(s.requestIdByExpiry, tupleKey(padNumber(expiresAt), id), '')])
+      // bounded: uses with no write after them (identical retries) go out unsynced
+      if (this.#pendingUses.size >= MAX_PENDING_USES) await this.#writeRiders({})
     })
   }
 
   async purgeExpired(now: number): Promise<number> {
     requireTime('now', now)
     return this.#run(async (s) => {
+      // uses still waiting for a batch are written first, so that they are purged like the others
+      if (this.#pendingUses.size > 0) await this.#writeRiders({})
       // Keys are (16-digit expiry, id): everything below the bare expiry `now` expired before it.
       const it = s.requestIdByExpiry.keys({ lt: tupleKey(padNumber(now)) })
       let purged = 0
@@ -433,10 +445,18 @@ export class LevelStore implements VaultStore {
     return this.#run((s) => this.#mutex.run(keys, () => op(s)))
   }
 
-  /** One atomic, fsync'd batch across sublevels. */
+  /** One atomic, fsync'd batch across sublevels, carrying the pending request-id uses. */
   #write(ops: Op[]): Promise<void> {
     // `sync` is a classic-level option the abstract typings do not know; memory-level ignores it.
-    return this.#db.batch<string, unknown>(ops, { sync: true } as AbstractBatchOptions<string, unknown>)
+    return this.#writeRiders({ sync: true } as AbstractBatchOptions<string, unknown>, ops)
+  }
+
+  async #writeRiders(options: AbstractBatchOptions<string, unknown>, ops: Op[] = []): Promise<void> {
+    const riders = [...this.#pendingUses]
+    if (riders.length === 0) return this.#db.batch<string, unknown>(ops, options)
+    await this.#db.batch<string, unknown>([...riders.flatMap(([, r]) => r), ...ops], options)
+    // written: forget them (a failed batch leaves them pending, to ride again)
+    for (const [id, r] of riders) if (this.#pendingUses.get(id) === r) this.#pendingUses.delete(id)
   }
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomText } from '../random.js'
 
 /**
  * Signing log ids: `<time>-<counter>-<random>`, for example
@@ -34,7 +34,7 @@ export function createLogId(now: number): string {
   return [
     String(Math.floor(now)).padStart(TIME_WIDTH, '0'),
     counter.toString(36).padStart(COUNTER_WIDTH, '0'),
-    randomBytes(6).toString('hex'),
+    randomText(6, 'hex'),
   ].join('-')
 }
 
