@@ -46,7 +46,7 @@ const BASELINE_WARMUP = 300
 
 type Session = (origin: string, child: ChildProcess) => {
   prepare(n: number, pool: Pool): Promise<Prepared>
-  closedLoop(clients: number, prepared: Prepared): Promise<{ rate: number; threads: { main: number; niced: number; other: number } }>
+  closedLoop(clients: number, prepared: Prepared): Promise<{ rate: number; threads: { main: number; niced: number; other: number }; vaultMs: number; signingMs: number }>
 }
 
 /**
@@ -80,7 +80,7 @@ async function compareWithBaseline(o: { baseline: string; brandPem: string; data
         got[v.name]!.at4.push(at4.rate)
         got[v.name]!.at16.push(at16.rate)
         got[v.name]!.main16.push(at16.threads.main)
-        console.log(`round ${round + 1} ${v.name.padEnd(8)}: 4 clients ${at4.rate.toFixed(1)}/s, 16 clients ${at16.rate.toFixed(1)}/s, main thread ${at16.threads.main.toFixed(3)} ms/serial`)
+        console.log(`round ${round + 1} ${v.name.padEnd(8)}: 4 clients ${at4.rate.toFixed(1)}/s (in the vault ${at4.vaultMs.toFixed(2)} ms, signing ${at4.signingMs.toFixed(2)} ms), 16 clients ${at16.rate.toFixed(1)}/s, main thread ${at16.threads.main.toFixed(3)} ms/serial`)
       } finally {
         child.kill('SIGTERM')
         await new Promise((r) => child.once('exit', r))
@@ -200,8 +200,17 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       if (r.statusCode !== 200) throw new Error(`serial answered ${r.statusCode}: ${text.slice(0, 200)}`)
       return performance.now() - t0
     }
-    const closedLoop = async (clients: number, prepared: Prepared): Promise<{ rate: number; latencies: number[]; vaultCpuMs: number; threads: { main: number; niced: number; other: number }; clientCpuMs: number }> => {
+    /** sum and count of the vault's histograms that time a registration inside the vault */
+    const vaultTimes = async (pool: Pool): Promise<Record<string, number>> => {
+      const r = await pool.request({ path: '/metrics', method: 'GET' })
+      const text = await r.body.text()
+      const out: Record<string, number> = {}
+      for (const m of text.matchAll(/^(sv_(?:registration|signing)_duration_seconds_(?:sum|count))(?:\{[^}]*\})? (\S+)$/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2])
+      return out
+    }
+    const closedLoop = async (clients: number, prepared: Prepared): Promise<{ rate: number; latencies: number[]; vaultCpuMs: number; threads: { main: number; niced: number; other: number }; clientCpuMs: number; vaultMs: number; signingMs: number }> => {
       const pool = new Pool(origin, { connections: clients, connect: connectOpts })
+      const times0 = await vaultTimes(pool)
       const queue = [...prepared.bodies]
       const latencies: number[] = []
       const vaultCpu0 = await processCpuMs(child.pid)
@@ -219,8 +228,10 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       const threads1 = await threadCpuSplit(child.pid)
       const threads = { main: (threads1.main - threads0.main) / n, niced: (threads1.niced - threads0.niced) / n, other: (threads1.other - threads0.other) / n }
       const c = process.cpuUsage(clientCpu0)
+      const times1 = await vaultTimes(pool)
+      const mean = (name: string) => (1000 * ((times1[`${name}_sum`] ?? 0) - (times0[`${name}_sum`] ?? 0))) / ((times1[`${name}_count`] ?? 0) - (times0[`${name}_count`] ?? 0))
       await pool.close()
-      return { rate: n / elapsed, latencies, vaultCpuMs, threads, clientCpuMs: (c.user + c.system) / 1000 / n }
+      return { rate: n / elapsed, latencies, vaultCpuMs, threads, clientCpuMs: (c.user + c.system) / 1000 / n, vaultMs: mean('sv_registration_duration_seconds'), signingMs: mean('sv_signing_duration_seconds') }
     }
 
     return { fetchIds, prepare, post, closedLoop }
@@ -293,6 +304,9 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
       { metric: '/v1/serial throughput, 64 clients (information: the peak)', value: at64.rate, unit: 'serials/s' },
       { metric: '/v1/serial, 64 clients / ceiling', value: at64.rate / ceiling, unit: 'ratio' },
       { metric: '/v1/serial latency p50, 16 clients (closed loop)', value: median(at16.latencies), unit: 'ms' },
+      { metric: '4 clients: mean latency seen by the client', value: at4.latencies.reduce((a, b) => a + b, 0) / at4.latencies.length, unit: 'ms' },
+      { metric: '  of which in the vault (body read to answer)', value: at4.vaultMs, unit: 'ms' },
+      { metric: '  of which signing (queue for a worker + RSA)', value: at4.signingMs, unit: 'ms' },
       { metric: 'vault process CPU per serial, 16 clients (all threads)', value: at16.vaultCpuMs, unit: 'ms' },
       { metric: '  of which the main thread (HTTP, TLS, checks, store calls)', value: at16.threads.main, unit: 'ms' },
       { metric: '  of which the signing workers', value: at16.threads.niced, unit: 'ms' },
