@@ -88,9 +88,11 @@ function track(deps: AppDeps, req: SvRequest, res: ServerResponse, route: () => 
 }
 
 /** The answer to a failed request; the 'finish' handler of track() logs it, with the cause for server faults. */
-function fail(req: SvRequest, res: ServerResponse, err: unknown): void {
+function fail(deps: AppDeps, req: SvRequest, res: ServerResponse, err: unknown): void {
   if (res.headersSent) {
     // too late for a status: cut the connection so the client sees the failure
+    // ('finish' will not come, so the log line is written here)
+    deps.log.error({ reqId: req.svId, method: req.method, err }, 'request.failed')
     res.destroy()
     return
   }
@@ -138,7 +140,7 @@ export function createApp(deps: AppDeps): VaultApp {
     next(new VaultError('SV_NOT_FOUND', `no route ${req.method} ${req.path}`))
   })
 
-  app.use((err: unknown, req: SvRequest, res: Response, _next: NextFunction) => fail(req, res, err))
+  app.use((err: unknown, req: SvRequest, res: Response, _next: NextFunction) => fail(deps, req, res, err))
 
   const registration = registrationHandlers(deps)
   const lane: Record<string, DeviceHandler> = { '/v1/request-id': registration.requestId, '/v1/serial': registration.serial }
@@ -148,7 +150,7 @@ export function createApp(deps: AppDeps): VaultApp {
       const handler = Object.hasOwn(lane, path) ? lane[path] : undefined
       if (handler) {
         track(deps, req, res, () => path)
-        handler(req, res).catch((err: unknown) => fail(req, res, err))
+        handler(req, res).catch((err: unknown) => fail(deps, req, res, err))
         return
       }
     }
