@@ -15,6 +15,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   }
   // Listeners rather than an async iterator: a registration body is one or two
   // chunks, and the iterator's promise per chunk shows in the vault's profile.
+  // A body already read or a request already gone would never emit again:
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0))
+  if (req.destroyed) return Promise.reject(Object.assign(new Error('the request was aborted'), { code: 'ECONNRESET' }))
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
