@@ -31,7 +31,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { Buffer } from 'node:buffer'
-import { MAX_BODY_SIZE, MAX_HEADERS_SIZE, MAX_SIGNATURE_SIZE, TrustDb, VaultError, decodeAssertion, decodeStream, isErrorCode, type Assertion } from '@sv/shared'
+import { MAX_BODY_SIZE, MAX_HEADERS_SIZE, MAX_SIGNATURE_SIZE, TrustDb, VaultError, decodeAssertion, decodeStream, isErrorCode, startWorkerBeside, type Assertion } from '@sv/shared'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const VECTORS = path.join(ROOT, 'fixtures', 'snapd-vectors')
@@ -514,16 +514,9 @@ async function workerMain(data: WorkerInput): Promise<void> {
   parentPort!.postMessage({ report: { ...report, violations: report.violations.map((v) => ({ ...v, input: v.input.toString('base64') })) } })
 }
 
-/**
- * This file in a worker thread. From source on Node 20, tsx's hooks are not
- * in worker threads, so the worker bootstraps through tsx's tsImport (as
- * vault-server/src/keys/start-worker.ts explains).
- */
+/** This file in a worker thread (from source, as the bench runs: see @sv/shared startWorkerBeside). */
 function startSelfWorker(data: WorkerInput): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(import.meta.url), { workerData: data })
-  const tsxApi = import.meta.resolve('tsx/esm/api')
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => tsx.tsImport(${JSON.stringify(import.meta.url)}, ${JSON.stringify(import.meta.url)}))`
-  return new Worker(bootstrap, { eval: true, workerData: data })
+  return startWorkerBeside(import.meta.url, path.basename(fileURLToPath(import.meta.url)).replace(/\.[jt]s$/, ''), { workerData: data })
 }
 
 async function cliMain(argv: string[]): Promise<number> {

@@ -25,6 +25,8 @@ export { WebCryptoSigner, NodeKeySigner, loadPrivateKeyPem, type AssertionSigner
 export { decodePem, encodePem, type PemBlock } from './crypto/pem.js'
 export { pkcs1ToPkcs8, pkcs8ToPkcs1 } from './crypto/der.js'
 export { getWebCrypto, digest, type DigestName } from './crypto/platform.js'
+export { generateRsaPkcs8, KeyGenerationError, type GenerateRsaPkcs8Options } from './crypto/keygen.js'
+export { startWorkerBeside } from './crypto/start-worker.js'
 
 // protocol
 export { normaliseSerial, validateSerial, SERIAL_PATTERN, SERIAL_MAX_LENGTH, type SerialInvalidReason } from './protocol/serial-number.js'

@@ -11,10 +11,9 @@
 import { Buffer } from 'node:buffer'
 import { chmod, stat } from 'node:fs/promises'
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { NodeKeySigner, PublicKey, encodePem, isVaultError, loadPrivateKeyPem, type AssertionSigner } from '@sv/shared'
+import { KeyGenerationError, NodeKeySigner, PublicKey, encodePem, generateRsaPkcs8, isVaultError, loadPrivateKeyPem, type AssertionSigner } from '@sv/shared'
 import { AgentError } from '../errors.js'
 import { readFileBounded, writeFileAtomic } from '../fs/atomic-write.js'
-import { startWorker } from './start-worker.js'
 
 /** A usable device key: the public half and a signer over the private half. */
 export interface DeviceKey {
@@ -49,30 +48,12 @@ const PEM_REASONS: Record<string, string> = {
  * worker fails, or with `signal.reason` when aborted.
  */
 export function generateKeyPkcs8(bits: number, options: GenerateKeyOptions = {}): Promise<Buffer> {
-  if (!Number.isInteger(bits) || bits < 1024 || bits > 16384 || bits % 8 !== 0) {
-    throw new TypeError(`generateKeyPkcs8: bits must be a multiple of 8 from 1024 to 16384, got ${bits}`)
-  }
-  const { onProgress, progressIntervalMs = 5000, signal } = options
-  if (signal?.aborted) return Promise.reject(signal.reason)
-  return new Promise<Buffer>((resolve, reject) => {
-    const started = performance.now()
-    const worker = startWorker('keygen-worker', { workerData: { bits } })
-    let done = false
-    const ticker = onProgress ? setInterval(() => onProgress(Math.round(performance.now() - started)), progressIntervalMs) : undefined
-    const finish = (err: unknown, pkcs8?: Buffer): void => {
-      if (done) return
-      done = true
-      clearInterval(ticker)
-      signal?.removeEventListener('abort', onAbort)
-      void worker.terminate()
-      if (err === undefined) resolve(pkcs8!)
-      else reject(err)
-    }
-    const onAbort = (): void => finish(signal!.reason)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    worker.once('message', (msg: { pkcs8: ArrayBuffer }) => finish(undefined, Buffer.from(msg.pkcs8)))
-    worker.once('error', (err) => finish(new AgentError('SV_AGENT_KEYGEN_FAILED', `device key generation failed: ${err.message}`, { cause: err })))
-    worker.once('exit', (code) => finish(new AgentError('SV_AGENT_KEYGEN_FAILED', `key generation worker exited (code ${code}) without a key`, { details: { exitCode: code } })))
+  const { progressIntervalMs = 5000, ...rest } = options
+  return generateRsaPkcs8(bits, { ...rest, progressIntervalMs }).catch((err: unknown) => {
+    if (!(err instanceof KeyGenerationError)) throw err // the abort reason
+    throw err.exitCode === undefined
+      ? new AgentError('SV_AGENT_KEYGEN_FAILED', `device ${err.message}`, { cause: err.cause })
+      : new AgentError('SV_AGENT_KEYGEN_FAILED', err.message, { details: { exitCode: err.exitCode } })
   })
 }
 

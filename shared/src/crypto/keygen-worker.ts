@@ -1,8 +1,9 @@
 /**
  * Generates one RSA key pair off the main thread (keygen.ts). @peculiar/webcrypto
- * calls node's generateKeyPairSync, which would block the event loop for the
- * 0.4-3 s an RSA-4096 prime search takes; in this thread that is harmless, and
- * the main thread can abort by terminating it.
+ * calls node's generateKeyPairSync, which blocks for the whole prime search
+ * (0.4-3 s for RSA-4096 on a PC, up to a minute on a Pi); in this thread that
+ * is harmless, and the main thread keeps its timers and can abort by
+ * terminating it.
  *
  * workerData: { bits }. Posts { pkcs8: ArrayBuffer } (transferred) and exits.
  */
