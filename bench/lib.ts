@@ -3,6 +3,32 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { readFile, readdir } from 'node:fs/promises'
 import { Worker } from 'node:worker_threads'
+import type { VaultConfig } from '../vault-server/src/config.js'
+import { createLogger } from '../vault-server/src/logger.js'
+import { openVault } from '../vault-server/src/vault.js'
+
+/** snapd's own test vectors: the brand (acme-brand) the benchmarks sign with. */
+export const VECTORS = new URL('../fixtures/snapd-vectors/', import.meta.url).pathname
+
+/**
+ * Prepares a vault's store for a benchmark: the vectors' brand (key, account,
+ * account-key, trust anchor) and models `${prefix}0` .. `${prefix}${models - 1}`
+ * for `apiKey`, through the vault's own services; closed afterwards.
+ */
+export async function prepareVault(config: VaultConfig, o: { models: number; prefix: string; apiKey: string }): Promise<void> {
+  const v = await openVault(config, createLogger('silent'), { workers: 1 })
+  try {
+    await v.services.brands.importBrand({
+      pem: await readFile(`${VECTORS}keys/brand.key.pem`, 'utf8'),
+      account: await readFile(`${VECTORS}account.assert`, 'utf8'),
+      accountKey: await readFile(`${VECTORS}account-key.assert`, 'utf8'),
+      trusted: [await readFile(`${VECTORS}trusted.assert`, 'utf8')],
+    })
+    for (let m = 0; m < o.models; m++) await v.services.models.create({ brandId: 'acme-brand', name: `${o.prefix}${m}`, apiKeys: [o.apiKey] })
+  } finally {
+    await v.close()
+  }
+}
 
 export interface Metric {
   metric: string

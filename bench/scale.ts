@@ -47,13 +47,10 @@ import pg from 'pg'
 import mqtt, { type MqttClient } from 'mqtt'
 import { NodeKeySigner, encodeStream, replyFilter, requestTopic, signAssertion } from '@sv/shared'
 import { VaultConfigSchema } from '../vault-server/src/config.js'
-import { createLogger } from '../vault-server/src/logger.js'
-import { openVault } from '../vault-server/src/vault.js'
 import { generateSelfSigned } from '../vault-server/src/tls.js'
-import { arg, median, processCpuMs, report, signingCeiling, type BenchResult, type Metric } from './lib.js'
+import { VECTORS, arg, median, prepareVault, processCpuMs, report, signingCeiling, type BenchResult, type Metric } from './lib.js'
 
 const ROOT = new URL('../', import.meta.url).pathname
-const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
 const PG_URL = process.env.SV_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const KEYS = 64
 
@@ -188,15 +185,7 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
     }
     for (const store of [{ driver: 'level' }, { driver: 'postgres', url: PG_URL, schema }]) {
       const config = VaultConfigSchema.parse({ dataDir: levelDir, masterKey: { value: masterKey }, tls: { plainHttp: true }, log: { level: 'silent' }, mqtt: { mode: 'off' }, store })
-      const v = await openVault(config, createLogger('silent'), { workers: 1 })
-      await v.services.brands.importBrand({
-        pem: brandPem,
-        account: await readFile(join(VECTORS, 'account.assert'), 'utf8'),
-        accountKey: await readFile(join(VECTORS, 'account-key.assert'), 'utf8'),
-        trusted: [await readFile(join(VECTORS, 'trusted.assert'), 'utf8')],
-      })
-      for (let m = 0; m < models; m++) await v.services.models.create({ brandId: 'acme-brand', name: `scale-${m}`, apiKeys: [apiKey] })
-      await v.close()
+      await prepareVault(config, { models, prefix: 'scale-', apiKey })
     }
     const deviceKeys = await Promise.all(
       Array.from({ length: KEYS }, () => new Promise<NodeKeySigner>((resolve, reject) => {

@@ -30,14 +30,11 @@ import { Buffer } from 'node:buffer'
 import { Pool } from 'undici'
 import { NodeKeySigner, encodeStream, signAssertion } from '@sv/shared'
 import { VaultConfigSchema } from '../vault-server/src/config.js'
-import { createLogger } from '../vault-server/src/logger.js'
-import { openVault } from '../vault-server/src/vault.js'
 import { generateSelfSigned } from '../vault-server/src/tls.js'
-import { arg, median, percentile, processCpuMs, report, threadCpuSplit, signingCeiling, type BenchResult, type Metric } from './lib.js'
+import { VECTORS, arg, median, percentile, prepareVault, processCpuMs, report, threadCpuSplit, signingCeiling, type BenchResult, type Metric } from './lib.js'
 
 const ROOT = new URL('../', import.meta.url).pathname
 const connectOpts = { rejectUnauthorized: false }
-const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
 
 
 
@@ -173,15 +170,7 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
   const models = Math.ceil(Math.max(registrations + warmup + 2 * roundCount * perRound, baselineRounds) / keysPerModel)
   {
     const config = VaultConfigSchema.parse({ dataDir, masterKey: { value: masterKey }, tls: { plainHttp: true }, log: { level: 'silent' } })
-    const v = await openVault(config, createLogger('silent'), { workers: 1 })
-    await v.services.brands.importBrand({
-      pem: brandPem,
-      account: await readFile(join(VECTORS, 'account.assert'), 'utf8'),
-      accountKey: await readFile(join(VECTORS, 'account-key.assert'), 'utf8'),
-      trusted: [await readFile(join(VECTORS, 'trusted.assert'), 'utf8')],
-    })
-    for (let m = 0; m < models; m++) await v.services.models.create({ brandId: 'acme-brand', name: `bench-${m}`, apiKeys: [apiKey] })
-    await v.close()
+    await prepareVault(config, { models, prefix: 'bench-', apiKey })
     const { certPem, keyPem } = await generateSelfSigned()
     await writeFile(join(dataDir, 'cert.pem'), certPem)
     await writeFile(join(dataDir, 'key.pem'), keyPem, { mode: 0o600 })
