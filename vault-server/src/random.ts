@@ -6,7 +6,7 @@
  * out once. Not for keys: those come from crypto.randomBytes / key generation.
  */
 import { randomFillSync } from 'node:crypto'
-import type { Buffer } from 'node:buffer'
+import { Buffer } from 'node:buffer'
 
 const BLOCK = 4096
 /** larger requests go straight to the CSPRNG */
@@ -38,5 +38,5 @@ export function fillRandom(target: Buffer, offset: number, n: number): void {
 export function randomText(n: number, encoding: 'hex' | 'base64url'): string {
   if (!Number.isInteger(n) || n < 1 || n > MAX_POOLED) throw new RangeError(`randomText: 1..${MAX_POOLED} bytes, got ${n}`)
   const at = take(n)
-  return globalThis.Buffer.from(block.buffer, block.byteOffset + at, n).toString(encoding)
+  return Buffer.from(block.buffer, block.byteOffset + at, n).toString(encoding)
 }

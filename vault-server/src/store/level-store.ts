@@ -452,8 +452,8 @@ export class LevelStore implements VaultStore {
   }
 
   async #writeRiders(options: AbstractBatchOptions<string, unknown>, ops: Op[] = []): Promise<void> {
+    if (this.#pendingUses.size === 0) return this.#db.batch<string, unknown>(ops, options)
     const riders = [...this.#pendingUses]
-    if (riders.length === 0) return this.#db.batch<string, unknown>(ops, options)
     await this.#db.batch<string, unknown>([...riders.flatMap(([, r]) => r), ...ops], options)
     // written: forget them (a failed batch leaves them pending, to ride again)
     for (const [id, r] of riders) if (this.#pendingUses.get(id) === r) this.#pendingUses.delete(id)
