@@ -61,9 +61,9 @@ export const ERRORS = {
   SV_RATE_LIMITED: { status: 429, mqtt: 0x97, summary: 'too many requests from this client; slow down' },
 
   // --- admin API -----------------------------------------------------------
-  SV_AUTH_REQUIRED: { status: 401, mqtt: 0x87, summary: 'a bearer token is required' },
-  SV_AUTH_INVALID: { status: 401, mqtt: 0x87, summary: 'the bearer token is not valid' },
-  SV_FORBIDDEN: { status: 403, mqtt: 0x87, summary: 'the token does not allow this operation' },
+  SV_AUTH_REQUIRED: { status: 401, mqtt: 0x87, summary: 'retired (0.1): the admin API answers SV_UNAUTHENTICATED instead' },
+  SV_AUTH_INVALID: { status: 401, mqtt: 0x87, summary: 'retired (0.1): the admin API answers SV_UNAUTHENTICATED instead' },
+  SV_FORBIDDEN: { status: 403, mqtt: 0x87, summary: 'the caller may see the store but does not hold the permission there (details name both)' },
   SV_BRAND_EXISTS: { status: 409, mqtt: 0x99, summary: 'a brand with this id already exists' },
   SV_MODEL_EXISTS: { status: 409, mqtt: 0x99, summary: 'a model with this name already exists for the brand' },
   SV_KEY_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such signing key' },
@@ -82,6 +82,33 @@ export const ERRORS = {
   SV_INTERNAL: { status: 500, mqtt: 0x80, summary: 'an unexpected fault on our side; details are in the vault log' },
   SV_CONFIG_INVALID: { status: 500, mqtt: 0x80, summary: 'the configuration is invalid (start-up only; exit code 2)' },
   SV_MASTER_KEY_INVALID: { status: 500, mqtt: 0x80, summary: 'the master key is missing or cannot decrypt the key store' },
+
+  // --- added with stores, people and logins (append only: released codes keep their place) ---
+  SV_UNAUTHENTICATED: { status: 401, mqtt: 0x87, summary: 'no valid credential: log in, or send a valid, unexpired, unrevoked bearer token (details.reason says which)' },
+  SV_SESSION_INVALID: { status: 401, mqtt: 0x87, summary: 'the session has ended or is not valid; log in again' },
+  SV_CSRF_INVALID: { status: 403, mqtt: 0x87, summary: 'a state-changing call made with a session cookie lacks its X-CSRF-Token' },
+  SV_LOGIN_REFUSED: { status: 403, mqtt: 0x87, summary: 'the identity provider vouched for the e-mail, but the vault refuses it: not invited, disabled, or bound to another account' },
+  SV_STORE_EXISTS: { status: 409, mqtt: 0x99, summary: 'a store with this id already exists' },
+  SV_STORE_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such store, or none the caller may see' },
+  SV_PERSON_EXISTS: { status: 409, mqtt: 0x99, summary: 'a person with this e-mail already exists' },
+  SV_PERSON_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such person' },
+  SV_TOKEN_EXISTS: { status: 409, mqtt: 0x99, summary: 'a token with this hash already exists' },
+  SV_TOKEN_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such token, or none the caller may see' },
+  SV_KEY_IN_USE: { status: 409, mqtt: 0x99, summary: 'the signing key is used by a model: move the models to another key first' },
+  SV_AUDIT_BROKEN: { status: 409, mqtt: 0x99, summary: 'the audit chain does not verify: an entry was changed, removed or reordered' },
+  SV_PIVOT_INVALID: { status: 400, mqtt: 0x99, summary: 'the pivot (remodel) request is malformed: the new model or the current serial is missing, does not match, or was not issued here' },
+  SV_PIVOT_NOT_ALLOWED: { status: 403, mqtt: 0x87, summary: 'no allow-list entry lets this device move from its model to the requested one' },
+  SV_PIVOT_KEY_MISMATCH: { status: 403, mqtt: 0x87, summary: 'the pivot request is not signed by the device key bound to the serial' },
+  SV_PIVOT_PENDING: { status: 202, mqtt: 0x00, summary: 'the pivot waits for a reviewer; ask again with the same request after Retry-After' },
+  SV_PIVOT_REJECTED: { status: 403, mqtt: 0x87, summary: 'a reviewer refused the pivot' },
+  SV_PIVOT_EXISTS: { status: 409, mqtt: 0x99, summary: 'this pivot (remodel) is already allowed, or a request for it exists' },
+  SV_PIVOT_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such pivot rule or pivot request' },
+  SV_PIVOT_DECIDED: { status: 409, mqtt: 0x99, summary: 'the pivot request was accepted or rejected already' },
+  SV_LOGIN_INVALID: { status: 400, mqtt: 0x99, summary: 'the login cannot go on: unknown provider, missing, expired or used login transaction, state mismatch, or an error returned by the provider' },
+  SV_OIDC_TOKEN_INVALID: { status: 401, mqtt: 0x87, summary: 'the ID token was refused (issuer, audience, expiry, nonce, signature) or carries no verified e-mail; details.reason says which' },
+  SV_OIDC_CODE_INVALID: { status: 401, mqtt: 0x87, summary: 'the identity provider refused the authorization code (replayed, expired or PKCE mismatch); start a new login' },
+  SV_OIDC_PROVIDER_UNAVAILABLE: { status: 503, mqtt: 0x88, summary: 'the identity provider is unreachable, timed out or answered with a server error; retry after the given delay' },
+  SV_SYSTEM_USER_INVALID: { status: 400, mqtt: 0x99, summary: 'the system-user definition fails the system-user assertion checks' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

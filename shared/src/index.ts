@@ -31,6 +31,11 @@ export { startWorkerBeside } from './crypto/start-worker.js'
 // protocol
 export { normaliseSerial, validateSerial, SERIAL_PATTERN, SERIAL_MAX_LENGTH, type SerialInvalidReason } from './protocol/serial-number.js'
 
+export { rejection, DEFAULT_RETRY_AFTER, type Rejection } from './protocol/rejection.js'
+export * as AdminWire from './protocol/admin.js'
+export { SystemUserRequestSchema, SHA512CRYPT_RE, SNAPD_MIN_ROUNDS, SNAPD_MAX_ROUNDS, MAX_HASH_ROUNDS, MAX_REVISION, passwordProblem, type SystemUserRequest } from './protocol/system-user-request.js'
+export { parseRequest, LogEntryWire, LOG_CSV_COLUMNS, STORE_ID_PATTERN, ROLE_IDS, type RoleId, type HeaderValueWire } from './protocol/admin.js'
+
 // configuration layering
 export { mergeConfig, setPath, getPath, configFromEnv, validateConfig, redactConfig, type ConfigTree, type EnvVar, type EnvTable } from './config.js'
 export { LOG_EVENTS, type LogEvent } from './log-events.js'

@@ -99,6 +99,11 @@ export class Assertion {
     return Buffer.concat([this.content, NLNL, this.signature])
   }
 
+  /** The assertion text (UTF-8 of `encode()`), as the vault stores it. */
+  text(): string {
+    return this.encode().toString('utf8')
+  }
+
   /** Human description for logs and CLI output: `serial brand-id=... model=... serial=...`. */
   describe(): string {
     let names: readonly string[] = this.type.primaryKey.filter((n) => n !== 'series')

@@ -81,10 +81,12 @@ export interface MqttSerialReply {
   assertions: string
 }
 
+/** The rejection body (protocol/rejection.ts) with the status and the delay to wait. */
 export interface MqttRejectedReply {
   token?: string
   code: ErrorCode
   message: string
+  details?: Record<string, unknown>
   status: number
   'retry-after'?: number
 }
