@@ -1,6 +1,6 @@
 import test from 'ava'
 import fc from 'fast-check'
-import { lastComponent, prefixRange, splitTupleKey, tupleKey } from '../../../vault-server/src/store/level-keys.js'
+import { lastComponent, prefixRange, splitTupleKey, tupleKey } from '../../../vault-server/src/store/level/layout.js'
 import { KeyedMutex } from '../../../vault-server/src/store/keyed-mutex.js'
 
 const component = fc.string({ unit: fc.constantFrom('\x00', '\x01', '\x02', 'a', 'b', '!', '~', 'é'), maxLength: 6 })

@@ -6,7 +6,7 @@ import type { ExecutionContext } from 'ava'
 import { Level } from 'level'
 import { MemoryLevel } from 'memory-level'
 import { LevelStore } from '../../../vault-server/src/store/level-store.js'
-import { binding, brandRecord, logEntry, storeSuite } from '../../conformance/store-suite.js'
+import { baseStoreRecord, binding, brandRecord, logEntry, storeSuite } from '../../conformance/store-suite.js'
 
 /** A fresh directory under the OS temp dir, removed in teardown (after the store has closed). */
 async function tempDir(t: ExecutionContext): Promise<string> {
@@ -33,21 +33,22 @@ test('LevelStore(classic-level): a new store on the same directory finds the dat
   await first.open()
   const b = binding('SN-1', 'dk-1')
   const log = logEntry(Date.UTC(2026, 0, 1), { brandId: 'acme', model: 'widget', serial: 'SN-1' })
-  await first.createBrand(brandRecord('acme'))
-  await first.bindSerial(b, log, 0)
-  await first.consumeRequestId('req-1', Date.UTC(2030, 0, 1))
-  const numbers = [await first.nextSerialNumber('acme', 'widget', 1), await first.nextSerialNumber('acme', 'widget', 1)]
+  await first.brands.createBrand(brandRecord('acme'), baseStoreRecord('acme'))
+  await first.registrations.bind(b, log, 0)
+  await first.registrations.consumeRequestId('req-1', Date.UTC(2030, 0, 1))
+  const numbers = [await first.registrations.nextSerialNumber('acme', 'widget', 1), await first.registrations.nextSerialNumber('acme', 'widget', 1)]
   await first.close()
 
   const second = new LevelStore(new Level(path))
   t.teardown(() => second.close())
   await second.open()
-  t.deepEqual(await second.getBrand('acme'), brandRecord('acme'))
-  t.deepEqual(await second.getSerialBindingByDeviceKey('acme', 'widget', 'dk-1'), b)
-  t.deepEqual((await second.queryLog({ serial: 'SN-1' })).entries, [log])
-  await t.throwsAsync(second.consumeRequestId('req-1', Date.UTC(2030, 0, 1)), { code: 'SV_REQUEST_ID_USED' })
+  t.deepEqual(await second.brands.getBrand('acme'), brandRecord('acme'))
+  t.deepEqual(await second.stores.get('acme'), baseStoreRecord('acme'))
+  t.deepEqual(await second.registrations.getBindingByDeviceKey('acme', 'widget', 'dk-1'), b)
+  t.deepEqual((await second.signingLog.query({ serial: 'SN-1' })).entries, [log])
+  await t.throwsAsync(second.registrations.consumeRequestId('req-1', Date.UTC(2030, 0, 1)), { code: 'SV_REQUEST_ID_USED' })
   t.deepEqual(numbers, [1, 2])
-  t.is(await second.nextSerialNumber('acme', 'widget', 1), 3)
+  t.is(await second.registrations.nextSerialNumber('acme', 'widget', 1), 3)
 })
 
 test('LevelStore(classic-level): a directory held by an open store is SV_STORE_UNAVAILABLE to a second one', async (t) => {
@@ -77,11 +78,11 @@ test('LevelStore(classic-level): a request-id use is durable with the next write
   const script = `
     import { Level } from 'level'
     import { LevelStore } from ${JSON.stringify(new URL('../../../vault-server/src/store/level-store.ts', import.meta.url).href)}
-    import { binding, logEntry } from ${JSON.stringify(new URL('../../conformance/store-suite.ts', import.meta.url).href)}
+    import { binding, logEntry } from ${JSON.stringify(new URL('../../conformance/fixtures.ts', import.meta.url).href)}
     const store = new LevelStore(new Level(${JSON.stringify(path)}))
     await store.open()
-    await store.consumeRequestId('req-bound', Date.UTC(2030, 0, 1))
-    await store.bindSerial(binding('SN-K', 'dk-k'), logEntry(Date.UTC(2026, 0, 1), { brandId: 'acme', model: 'widget', serial: 'SN-K' }), 0)
+    await store.registrations.consumeRequestId('req-bound', Date.UTC(2030, 0, 1))
+    await store.registrations.bind(binding('SN-K', 'dk-k'), logEntry(Date.UTC(2026, 0, 1), { brandId: 'acme', model: 'widget', serial: 'SN-K' }), 0)
     process.stdout.write('bound\\n')
     setInterval(() => {}, 1000)
   `
@@ -100,13 +101,13 @@ test('LevelStore(classic-level): a request-id use is durable with the next write
 
   const store = new LevelStore(new Level(path))
   await store.open()
-  t.is((await store.getSerialBinding('acme', 'widget', 'SN-K'))?.deviceKeyId, 'dk-k')
-  await t.throwsAsync(store.consumeRequestId('req-bound', Date.UTC(2030, 0, 1)), { code: 'SV_REQUEST_ID_USED' })
+  t.is((await store.registrations.getBinding('acme', 'widget', 'SN-K'))?.deviceKeyId, 'dk-k')
+  await t.throwsAsync(store.registrations.consumeRequestId('req-bound', Date.UTC(2030, 0, 1)), { code: 'SV_REQUEST_ID_USED' })
   // no write after this use: close writes it
-  await store.consumeRequestId('req-closed', Date.UTC(2030, 0, 1))
+  await store.registrations.consumeRequestId('req-closed', Date.UTC(2030, 0, 1))
   await store.close()
   const again = new LevelStore(new Level(path))
   t.teardown(() => again.close())
   await again.open()
-  await t.throwsAsync(again.consumeRequestId('req-closed', Date.UTC(2030, 0, 1)), { code: 'SV_REQUEST_ID_USED' })
+  await t.throwsAsync(again.registrations.consumeRequestId('req-closed', Date.UTC(2030, 0, 1)), { code: 'SV_REQUEST_ID_USED' })
 })

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { openStore, type StoreConfig } from '../../../vault-server/src/store/open-store.js'
-import { brandRecord } from '../../conformance/store-suite.js'
+import { baseStoreRecord, brandRecord } from '../../conformance/store-suite.js'
 
 const pgUrl = process.env.SV_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -13,8 +13,8 @@ test('openStore: memory gives an open, single-process store', async (t) => {
   const lines: Array<[Record<string, unknown>, string]> = []
   const store = await openStore({ driver: 'memory' }, { log: { info: (fields, msg) => lines.push([fields, msg]) } })
   t.teardown(() => store.close())
-  await store.createBrand(brandRecord('acme'))
-  t.is((await store.getBrand('acme'))?.id, 'acme')
+  await store.brands.createBrand(brandRecord('acme'), baseStoreRecord('acme'))
+  t.is((await store.brands.getBrand('acme'))?.id, 'acme')
   t.false(store.traits.multiProcess)
   t.deepEqual(lines, [[{ driver: 'memory', multiProcess: false }, 'store.opened']])
 })
@@ -24,11 +24,11 @@ test('openStore: level creates the directory and keeps data across stores', asyn
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const config: StoreConfig = { driver: 'level', path: join(dir, 'nested', 'db') }
   const first = await openStore(config)
-  await first.createBrand(brandRecord('acme'))
+  await first.brands.createBrand(brandRecord('acme'), baseStoreRecord('acme'))
   await first.close()
   const second = await openStore(config)
   t.teardown(() => second.close())
-  t.is((await second.getBrand('acme'))?.id, 'acme')
+  t.is((await second.brands.getBrand('acme'))?.id, 'acme')
 })
 
 test('openStore: postgres opens in the given schema with migrations applied', async (t) => {
@@ -42,7 +42,7 @@ test('openStore: postgres opens in the given schema with migrations applied', as
   const store = await openStore({ driver: 'postgres', url: pgUrl, schema, poolSize: 2 })
   t.teardown(() => store.close())
   t.true(store.traits.multiProcess)
-  await store.createBrand(brandRecord('acme'))
+  await store.brands.createBrand(brandRecord('acme'), baseStoreRecord('acme'))
   const { rows } = await admin.query(`SELECT id FROM "${schema}".brands`)
   t.deepEqual(rows, [{ id: 'acme' }])
 })

@@ -12,7 +12,7 @@ import type { ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { PostgresStore, type PostgresStoreOptions } from '../../../vault-server/src/store/postgres-store.js'
-import { binding, logEntry, storeSuite } from '../../conformance/store-suite.js'
+import { T0, auditDraft, auditEntries, baseStoreRecord, binding, brandRecord, chainProblems, issuedLog, logEntry, loginTransaction, pivotRequest, seal, storeSuite } from '../../conformance/store-suite.js'
 
 const url = process.env.SV_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -91,25 +91,25 @@ async function twoInstances(t: ExecutionContext): Promise<[PostgresStore, Postgr
   return [a, b]
 }
 
-test('PostgresStore: two instances racing bindSerial for one serial: exactly one wins', async (t) => {
+test('PostgresStore: two instances racing bind for one serial: exactly one wins', async (t) => {
   const [a, b] = await twoInstances(t)
   const contenders = Array.from({ length: 16 }, (_, i) => binding('SN-RACE', `dk-${i}`))
   const settled = await Promise.allSettled(
-    contenders.map((c, i) => (i % 2 === 0 ? a : b).bindSerial(c, logEntry(Date.now(), { serial: c.serial }), 0).then(() => c)),
+    contenders.map((c, i) => (i % 2 === 0 ? a : b).registrations.bind(c, logEntry(Date.now(), { serial: c.serial }), 0).then(() => c)),
   )
   const won = settled.filter((s) => s.status === 'fulfilled')
   const lost = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected')
   t.is(won.length, 1)
   t.deepEqual(new Set(lost.map((s) => (s.reason as { code?: string }).code)), new Set(['SV_SERIAL_TAKEN']))
-  t.deepEqual(await b.getSerialBinding('acme', 'widget', 'SN-RACE'), (won[0] as PromiseFulfilledResult<unknown>).value)
-  t.is((await a.queryLog({ serial: 'SN-RACE' })).entries.length, 1)
+  t.deepEqual(await b.registrations.getBinding('acme', 'widget', 'SN-RACE'), (won[0] as PromiseFulfilledResult<unknown>).value)
+  t.is((await a.signingLog.query({ serial: 'SN-RACE' })).entries.length, 1)
 })
 
 test('PostgresStore: two instances racing consumeRequestId for one id: exactly one wins', async (t) => {
   const [a, b] = await twoInstances(t)
   for (let round = 0; round < 5; round++) {
     const settled = await Promise.allSettled(
-      Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? a : b).consumeRequestId(`req-${round}`, Date.now() + 60_000)),
+      Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? a : b).registrations.consumeRequestId(`req-${round}`, Date.now() + 60_000)),
     )
     t.is(settled.filter((s) => s.status === 'fulfilled').length, 1, `round ${round}`)
     for (const s of settled) {
@@ -120,8 +120,48 @@ test('PostgresStore: two instances racing consumeRequestId for one id: exactly o
 
 test('PostgresStore: two instances share one serial-number sequence without repeats', async (t) => {
   const [a, b] = await twoInstances(t)
-  const numbers = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).nextSerialNumber('acme', 'widget', 1)))
+  const numbers = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).registrations.nextSerialNumber('acme', 'widget', 1)))
   t.is(new Set(numbers).size, 100)
+})
+
+test('PostgresStore: two instances appending to the audit chain make one chain without gaps', async (t) => {
+  const [a, b] = await twoInstances(t)
+  await Promise.all(
+    Array.from({ length: 40 }, (_, i) => {
+      const store = i % 2 === 0 ? a : b
+      if (i % 4 === 1) {
+        const bd = binding(`SN-${i}`, `dk-${i}`)
+        return store.registrations.bind(bd, issuedLog(bd), 0, { audit: seal(auditDraft({ action: `write.${i}` })) })
+      }
+      return store.audit.append(seal(auditDraft({ action: `write.${i}`, time: T0 + i })))
+    }),
+  )
+  const entries = await auditEntries(a)
+  t.deepEqual(entries.map((e) => e.seq), Array.from({ length: 40 }, (_, i) => i + 1))
+  t.deepEqual(chainProblems(entries), [])
+  t.deepEqual(await b.audit.head(), { seq: 40, hash: entries[39]!.hash })
+})
+
+test('PostgresStore: two instances racing for one login transaction and one pivot decision: exactly one wins each', async (t) => {
+  const [a, b] = await twoInstances(t)
+  for (let round = 0; round < 5; round++) {
+    await a.sessions.putLoginTransaction(loginTransaction(`ltx-${round}`))
+    await b.pivots.createRequest(pivotRequest(`req-${round}`))
+    const taken = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? a : b).sessions.takeLoginTransaction(`ltx-${round}`)))
+    t.is(taken.filter((x) => x !== undefined).length, 1, `round ${round}`)
+    const decided = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? a : b).pivots.decideRequest(`req-${round}`, { status: 'accepted', at: T0, by: `prs_${i}` })),
+    )
+    t.is(decided.filter((s) => s.status === 'fulfilled').length, 1, `round ${round}`)
+    for (const s of decided) if (s.status === 'rejected') t.is((s.reason as { code?: string }).code, 'SV_PIVOT_DECIDED')
+  }
+})
+
+test('PostgresStore: a write on one instance moves stores.version() on the other', async (t) => {
+  const [a, b] = await twoInstances(t)
+  const v0 = await b.stores.version()
+  await a.brands.createBrand(brandRecord('acme'), baseStoreRecord('acme'))
+  t.true((await b.stores.version()) > v0)
 })
 
 test('PostgresStore: migrations are recorded once and not re-applied on the next open', async (t) => {
@@ -129,14 +169,17 @@ test('PostgresStore: migrations are recorded once and not re-applied on the next
   const schema = freshSchema(t)
   const first = newStore(schema)
   await first.open()
-  await first.putMeta('root-authority', 'acme')
+  await first.meta.put('root-authority', 'acme')
   await first.close()
   const second = newStore(schema)
   t.teardown(() => second.close())
   await second.open()
-  t.is(await second.getMeta('root-authority'), 'acme')
+  t.is(await second.meta.get('root-authority'), 'acme')
   const { rows } = await admin!.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`)
-  t.deepEqual(rows, [{ version: 1, name: 'initial' }])
+  t.deepEqual(rows, [
+    { version: 1, name: 'initial' },
+    { version: 2, name: 'stores' },
+  ])
 })
 
 test('PostgresStore: refuses a schema migrated past what it knows', async (t) => {
@@ -167,13 +210,13 @@ test('PostgresStore: a connection killed mid-query is SV_STORE_UNAVAILABLE, and 
   const store = newStore(schema, { applicationName })
   t.teardown(() => store.close())
   await store.open()
-  await store.putMeta('k', 'v1')
+  await store.meta.put('k', 'v1')
   // Hold the row lock so that the store's next write waits inside the server.
   const locker = await admin!.connect()
   t.teardown(() => locker.release())
   await locker.query('BEGIN')
   await locker.query(`SELECT * FROM "${schema}".meta WHERE name = 'k' FOR UPDATE`)
-  const write = store.putMeta('k', 'v2')
+  const write = store.meta.put('k', 'v2')
   let waiting = 0
   for (let i = 0; i < 100 && waiting === 0; i++) {
     await new Promise((resolve) => setTimeout(resolve, 20))
@@ -188,7 +231,7 @@ test('PostgresStore: a connection killed mid-query is SV_STORE_UNAVAILABLE, and 
   await t.throwsAsync(write, { code: 'SV_STORE_UNAVAILABLE' })
   await locker.query('ROLLBACK')
   await t.notThrowsAsync(store.ping())
-  t.is(await store.getMeta('k'), 'v1')
+  t.is(await store.meta.get('k'), 'v1')
 })
 
 test('PostgresStore: rejects a schema name that is not a plain identifier', (t) => {

@@ -30,7 +30,7 @@
  * SV_MASTER_KEY_INVALID (the key material cannot be opened).
  */
 import type { AssertionSigner, PublicKey } from '@sv/shared'
-import type { SigningKeyRecord } from '../store/store.js'
+import type { AuditSeal, SigningKeyRecord } from '../store/store.js'
 
 /** A signing key as callers see it: the stored record without its key material. */
 export type SigningKeyInfo = Omit<SigningKeyRecord, 'sealed'>
@@ -50,6 +50,8 @@ export interface ImportKeyInput {
    * signature is not checked here: that is the trust database's job.
    */
   accountKeyAssertion: string
+  /** The audit entry of the import, made from the stored key's info and written with it. */
+  audit?: (key: SigningKeyInfo) => AuditSeal
 }
 
 /** The new key, before it is stored: enough to have its account-key assertion signed. */
@@ -76,6 +78,8 @@ export interface GenerateKeyInput {
   signal?: AbortSignal
   /** Ticks while the key is being generated (which can take seconds). */
   onProgress?: (elapsedMs: number) => void
+  /** The audit entry of the generation, made from the stored key's info and written with it. */
+  audit?: (key: SigningKeyInfo) => AuditSeal
 }
 
 export interface KeyStore {
@@ -110,9 +114,11 @@ export interface KeyStore {
    * Enables or disables a key. Disabling takes effect at once in this
    * process: the key is unloaded and its signers stop. Other processes
    * sharing the store stop signing with it within seconds (SealedKeyStore
-   * re-reads a loaded key's flag every 2 s). SV_KEY_NOT_FOUND.
+   * re-reads a loaded key's flag every 2 s). `reason` is kept with the key;
+   * `audit` is written with the change. Resolves with the changed key.
+   * SV_KEY_NOT_FOUND.
    */
-  setEnabled(keyId: string, enabled: boolean): Promise<void>
+  setEnabled(keyId: string, change: { enabled: boolean; reason?: string }, audit?: AuditSeal): Promise<SigningKeyInfo>
 
   /** Keys of one account, or all keys. */
   listKeys(accountId?: string): Promise<SigningKeyInfo[]>

@@ -24,15 +24,14 @@ import {
   loadPrivateKeyPem,
   type AssertionSigner,
 } from '@sv/shared'
-import type { SigningKeyRecord, VaultStore } from '../store/store.js'
+import type { AuditSeal, SigningKeyRecord, SigningKeyRepository } from '../store/store.js'
 import type { GenerateKeyInput, ImportKeyInput, KeyPurpose, KeyStore, SigningKeyInfo } from './keystore.js'
 import type { MasterKey } from './master-key.js'
 import type { SignerPool } from './signer-pool.js'
 import { generateRsaKey, type GeneratedKey, type GenerateRsaKeyOptions } from './keygen.js'
 import { seal, unseal } from './sealing.js'
 
-/** The part of the VaultStore this key store uses. */
-export type SigningKeyRepository = Pick<VaultStore, 'putSigningKey' | 'getSigningKey' | 'listSigningKeys' | 'setSigningKeyEnabled'>
+export type { SigningKeyRepository }
 
 /** Smallest RSA key accepted unless `allowSmallKeys`: what snapd's own tooling generates. */
 export const MIN_KEY_BITS = 4096
@@ -100,7 +99,7 @@ export class SealedKeyStore implements KeyStore {
       this.#checkSize(publicKey.bits)
       checkKeyPair(pkcs8, publicKey)
       const accountKey = checkAccountKey(input.accountKeyAssertion, publicKey, input.accountId, input.name)
-      return await this.#put(input, publicKey, pkcs8, accountKey)
+      return await this.#put(input, publicKey, pkcs8, accountKey, input.audit)
     } finally {
       pkcs8.fill(0)
     }
@@ -123,7 +122,7 @@ export class SealedKeyStore implements KeyStore {
       const signer = this.#pool.signer(keyId, publicKey)
       const accountKey = checkAccountKey(await input.accountKeyAssertion({ publicKey, signer }), publicKey, input.accountId, input.name)
       input.signal?.throwIfAborted()
-      const result = await this.#put(input, publicKey, pkcs8, accountKey)
+      const result = await this.#put(input, publicKey, pkcs8, accountKey, input.audit)
       stored = true
       this.#signers.set(keyId, Promise.resolve(signer))
       return result
@@ -157,7 +156,7 @@ export class SealedKeyStore implements KeyStore {
    */
   async #recheck(keyId: string, loaded: Promise<AssertionSigner>): Promise<AssertionSigner> {
     this.#checkedAt.set(keyId, this.#now())
-    const record = await this.#store.getSigningKey(keyId)
+    const record = await this.#store.get(keyId)
     if (record?.enabled) return loaded
     this.#unload(keyId)
     throw new VaultError('SV_SIGNING_KEY_UNAVAILABLE', 'signing key is disabled', { details: { keyId } })
@@ -176,16 +175,16 @@ export class SealedKeyStore implements KeyStore {
     return this.#publicKeyOf(await this.#record(keyId))
   }
 
-  async setEnabled(keyId: string, enabled: boolean): Promise<void> {
-    if (!enabled) {
+  async setEnabled(keyId: string, change: { enabled: boolean; reason?: string }, audit?: AuditSeal): Promise<SigningKeyInfo> {
+    if (!change.enabled) {
       // Unload first: whatever happens to the store write, the key stops signing now.
       this.#unload(keyId)
     }
-    await this.#store.setSigningKeyEnabled(keyId, enabled)
+    return info(await this.#store.setEnabled(keyId, { ...change, at: this.#now() }, audit))
   }
 
   async listKeys(accountId?: string): Promise<SigningKeyInfo[]> {
-    return (await this.#store.listSigningKeys(accountId)).map(info)
+    return (await this.#store.list(accountId)).map(info)
   }
 
   async #load(keyId: string): Promise<AssertionSigner> {
@@ -213,7 +212,7 @@ export class SealedKeyStore implements KeyStore {
   }
 
   async #record(keyId: string): Promise<SigningKeyRecord> {
-    const record = await this.#store.getSigningKey(keyId)
+    const record = await this.#store.get(keyId)
     if (!record) throw new VaultError('SV_KEY_NOT_FOUND', 'no such signing key', { details: { keyId } })
     return record
   }
@@ -235,7 +234,7 @@ export class SealedKeyStore implements KeyStore {
     }
   }
 
-  async #put(input: ImportKeyInput | GenerateKeyInput, publicKey: PublicKey, pkcs8: Buffer, accountKey: AccountKeyAssertion): Promise<SigningKeyInfo> {
+  async #put(input: ImportKeyInput | GenerateKeyInput, publicKey: PublicKey, pkcs8: Buffer, accountKey: AccountKeyAssertion, audit: ((record: SigningKeyInfo) => AuditSeal) | undefined): Promise<SigningKeyInfo> {
     const keyId = publicKey.id
     const record: SigningKeyRecord = {
       keyId,
@@ -248,7 +247,7 @@ export class SealedKeyStore implements KeyStore {
       sealed: seal(this.#masterKey, pkcs8, sealContext(keyId)),
       createdAt: this.#now(),
     }
-    await this.#store.putSigningKey(record)
+    await this.#store.put(record, audit?.(info(record)))
     this.#publicKeys.set(keyId, publicKey)
     return info(record)
   }

@@ -1,6 +1,6 @@
 import { VaultError } from '@sv/shared'
 import { logIdTimeBound } from './log-id.js'
-import type { LogEntry, LogOutcome, LogQuery } from './store.js'
+import { LOG_OUTCOMES, type LogEntry, type LogOutcome, type LogQuery } from './store.js'
 
 /**
  * Validation and shared semantics of signing log queries, used by every
@@ -10,13 +10,20 @@ import type { LogEntry, LogOutcome, LogQuery } from './store.js'
 export const DEFAULT_LOG_LIMIT = 100
 export const MAX_LOG_LIMIT = 1000
 
-const OUTCOMES: readonly LogOutcome[] = ['issued', 'reissued', 'retried', 'refused']
+const OUTCOMES = LOG_OUTCOMES
+
+/** Most stores one query may name (a store's view of the log, with its sub-stores). */
+export const MAX_QUERY_STORES = 1000
 
 /** A validated query: filters, the id window it may touch, page size and order. */
 export interface NormalizedLogQuery {
   brandId: string | undefined
   model: string | undefined
+  /** sorted, without duplicates */
+  storeIds: string[] | undefined
+  storeSet: ReadonlySet<string> | undefined
   serial: string | undefined
+  deviceKeyId: string | undefined
   outcome: LogOutcome | undefined
   /** Inclusive lower id bound from `from` (ids start with their time, see log-id.ts). */
   idGte: string | undefined
@@ -37,6 +44,16 @@ function optionalString(q: Record<string, unknown>, field: string): string | und
   if (v === undefined) return undefined
   if (typeof v !== 'string') throw invalid(`${field} must be a string`, field)
   return v
+}
+
+/** A list of store ids: 1..MAX_QUERY_STORES strings, returned sorted and unique. */
+export function optionalStringList(q: Record<string, unknown>, field: string): string[] | undefined {
+  const v = q[field]
+  if (v === undefined) return undefined
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_QUERY_STORES || !v.every((x) => typeof x === 'string')) {
+    throw invalid(`${field} must be a list of 1 to ${MAX_QUERY_STORES} strings`, field)
+  }
+  return [...new Set(v as string[])].sort()
 }
 
 function optionalTime(q: Record<string, unknown>, field: string): number | undefined {
@@ -66,10 +83,14 @@ export function normalizeLogQuery(query: LogQuery): NormalizedLogQuery {
   const from = optionalTime(q, 'from')
   const to = optionalTime(q, 'to')
   const cursor = optionalString(q, 'cursor')
+  const storeIds = optionalStringList(q, 'storeIds')
   return {
     brandId: optionalString(q, 'brandId'),
     model: optionalString(q, 'model'),
+    storeIds,
+    storeSet: storeIds === undefined ? undefined : new Set(storeIds),
     serial: optionalString(q, 'serial'),
+    deviceKeyId: optionalString(q, 'deviceKeyId'),
     outcome: outcome as LogOutcome | undefined,
     idGte: from === undefined ? undefined : logIdTimeBound(from),
     idLt: to === undefined ? undefined : logIdTimeBound(to),
@@ -83,7 +104,9 @@ export function normalizeLogQuery(query: LogQuery): NormalizedLogQuery {
 export function matchesLogQuery(e: LogEntry, q: NormalizedLogQuery): boolean {
   if (q.brandId !== undefined && e.brandId !== q.brandId) return false
   if (q.model !== undefined && e.model !== q.model) return false
+  if (q.storeIds !== undefined && (e.storeId === undefined || !q.storeSet!.has(e.storeId))) return false
   if (q.serial !== undefined && e.serial !== q.serial) return false
+  if (q.deviceKeyId !== undefined && e.deviceKeyId !== q.deviceKeyId) return false
   if (q.outcome !== undefined && e.outcome !== q.outcome) return false
   if (q.idGte !== undefined && e.id < q.idGte) return false
   if (q.idLt !== undefined && e.id >= q.idLt) return false
@@ -98,10 +121,10 @@ export function encodeLogCursor(lastId: string): string {
   return Buffer.from(CURSOR_VERSION + lastId, 'utf8').toString('base64url')
 }
 
-export function decodeLogCursor(cursor: string): string {
+export function decodeLogCursor(cursor: string, field = 'cursor'): string {
   const text = /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : ''
   if (!text.startsWith(CURSOR_VERSION) || text.length === CURSOR_VERSION.length) {
-    throw invalid('cursor is not one this vault returned', 'cursor')
+    throw invalid('cursor is not one this vault returned', field)
   }
   return text.slice(CURSOR_VERSION.length)
 }

@@ -18,7 +18,11 @@ export type StoreConfig =
   | { driver: 'postgres'; url: string; schema?: string; poolSize?: number }
 
 export interface OpenStoreDeps {
-  /** Gets one `store.opened` line once the store is open (a pino logger fits). The URL is never logged. */
+  /**
+   * Gets one `store.opened` line once the store is open, and `store.migrated`
+   * when open() brought older data up to date (a pino logger fits). The URL is
+   * never logged.
+   */
   log?: { info(fields: Record<string, unknown>, msg: string): void }
 }
 
@@ -28,20 +32,21 @@ export interface OpenStoreDeps {
  * is the only module besides tests that names the concrete stores.
  */
 export async function openStore(config: StoreConfig, deps: OpenStoreDeps = {}): Promise<VaultStore> {
-  const store = createStore(config)
+  const onMigrated = (from: number, to: number): void => deps.log?.info({ driver: config.driver, from, to }, 'store.migrated')
+  const store = createStore(config, onMigrated)
   await store.open()
   deps.log?.info({ driver: config.driver, multiProcess: store.traits.multiProcess }, 'store.opened')
   return store
 }
 
-function createStore(config: StoreConfig): VaultStore {
+function createStore(config: StoreConfig, onMigrated: (from: number, to: number) => void): VaultStore {
   switch (config.driver) {
     case 'level':
-      return new LevelStore(new Level(config.path))
+      return new LevelStore(new Level(config.path), { onMigrated })
     case 'memory':
       return new LevelStore(new MemoryLevel())
     case 'postgres': {
-      const options = { connectionString: config.url, schema: config.schema, max: config.poolSize }
+      const options = { connectionString: config.url, schema: config.schema, max: config.poolSize, onMigrated }
       return new PostgresStore(options)
     }
     default:

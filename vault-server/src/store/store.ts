@@ -1,146 +1,65 @@
 /**
- * VaultStore: the one narrow storage interface of the vault. Two backends
- * implement it (LevelStore, the embedded default, and PostgresStore for
- * several instances) and both pass test/conformance/store-suite.ts.
+ * VaultStore: the vault's storage, one repository per aggregate. Two
+ * backends implement it (LevelStore, the embedded default, and PostgresStore
+ * for several instances) and both pass test/conformance/store-suite.ts, one
+ * group per repository.
  *
- * Contract for every implementation:
+ * Contract for every implementation and every repository:
  * - A missing record reads as `undefined`, never as an error.
  * - Every method called before `open()` resolved, or after `close()` was
  *   called, rejects with `SV_STORE_NOT_OPEN`. A backend that cannot be reached
  *   rejects with `SV_STORE_UNAVAILABLE` (503, the caller may retry).
  * - Uniqueness is the store's job, not the caller's: the conditional writes
- *   below (`createBrand`, `createModel`, `consumeRequestId`, `bindSerial`,
- *   `nextSerialNumber`) are atomic, so that two concurrent callers, or two
- *   vault processes on one PostgreSQL, never both win.
+ *   below are atomic, so that two concurrent callers, or two vault processes
+ *   on one PostgreSQL, never both win.
  * - Every write resolves only once it is durable (fsync'd for LevelDB,
- *   committed for PostgreSQL): the vault answers a device only after the
- *   signing log entry for that answer is on disk.
+ *   committed for PostgreSQL): the vault answers only after the signing log
+ *   entry or audit entry for that answer is on disk.
+ * - A write that takes an `audit` seal writes the change and its audit entry
+ *   atomically (one LevelDB batch, one PostgreSQL transaction): a change is
+ *   never without its entry, nor an entry without its change. The seal is
+ *   called with the chain's head while the store holds the chain, so entries
+ *   from several writers (and instances) form one chain without gaps.
  * - Records are plain JSON-serialisable objects; times are epoch milliseconds.
- *   The store never sees a private key in clear: `SigningKeyRecord.sealed` is
- *   the AES-256-GCM envelope made by the key store.
  */
+import type {
+  AuditEntry,
+  AuditHead,
+  AuditSeal,
+  BrandRecord,
+  GrantRecord,
+  LogEntry,
+  LogOutcome,
+  LoginTransactionRecord,
+  ModelRecord,
+  PersonRecord,
+  PivotRequest,
+  PivotRequestStatus,
+  PivotRule,
+  SerialBinding,
+  SessionRecord,
+  SigningKeyRecord,
+  StoreRecord,
+  TokenRecord,
+} from './records.js'
 
-/** A brand account: the `account` assertion that devices and snapd trust. */
-export interface BrandRecord {
-  /** account-id, e.g. `acme-brand`. */
-  id: string
-  displayName: string
-  /** How the brand came in: imported from a store, or issued by the vault-held root. */
-  origin: 'imported' | 'vault-root'
-  /** The encoded `account` assertion (text). */
-  accountAssertion: string
-  createdAt: number
+export type * from './records.js'
+export { GENESIS_HASH, LOG_OUTCOMES, MAX_STORE_DEPTH, ROLES, tokenId } from './records.js'
+
+export interface StoreTraits {
+  /** Uniqueness holds across processes (true for PostgreSQL, false for LevelDB). */
+  multiProcess: boolean
 }
 
-/** An RSA key held by the vault, sealed at rest. */
-export interface SigningKeyRecord {
-  /** sha3-384 key id (64 chars, base64url), the `sign-key-sha3-384` it signs with. */
-  keyId: string
-  /** The account this key signs for (a brand id, or the root authority id). */
-  accountId: string
-  /** `brand` keys sign models and serials; the `root` key signs account and account-key assertions. */
-  purpose: 'brand' | 'root'
-  /** account-key `name` header. */
-  name: string
-  bits: number
-  /** The encoded `account-key` assertion for this key (text). */
-  accountKeyAssertion: string
-  enabled: boolean
-  /** Opaque envelope from the key store (AES-256-GCM under the master key); never a clear key. */
-  sealed: SealedKey
-  createdAt: number
-}
-
-export interface SealedKey {
-  /** Envelope format version and algorithm, e.g. `sv1:A256GCM`. */
-  alg: string
-  /** Which master key sealed it (first 16 hex chars of sha256 of the master key). */
-  kid: string
-  /** base64 fields. */
-  iv: string
-  tag: string
-  data: string
-}
-
-export type SerialPolicy =
-  | { kind: 'device' }
-  /** Vault-assigned serials: `template` has one `{n}` or `{n:W}` placeholder (zero-padded to W digits). */
-  | { kind: 'assign'; template: string; start: number }
-
-export type DuplicatePolicy = 'refuse' | 'reissue'
-
-export interface ModelRecord {
-  brandId: string
-  /** model name (lowercase, snapd's model regex). */
-  name: string
-  /** The brand key that signs this model's serials (and the model assertion). */
-  signingKeyId: string
-  /** sha256 hex of each API key accepted for this model. API keys are never stored in clear. */
-  apiKeyHashes: string[]
-  serialPolicy: SerialPolicy
-  duplicatePolicy: DuplicatePolicy
-  /** Header tree of the model assertion, as given by the admin (without type/authority/sign-key). */
-  modelHeaders: Record<string, unknown>
-  /** The signed model assertion (text), re-signed when the headers or the key change. */
-  modelAssertion: string
-  /** Revision of the model assertion. */
-  revision: number
-  createdAt: number
-  updatedAt: number
-}
-
-/** The current binding of one serial number to one device key. */
-export interface SerialBinding {
-  brandId: string
-  model: string
-  serial: string
-  /** sha3-384 id of the device key. */
-  deviceKeyId: string
-  /** serial assertion revision (first issuance is 1, as Canonical's vault does). */
-  revision: number
-  /** The signed serial assertion (text) as returned to the device, byte for byte. */
-  serialAssertion: string
-  /** request-id that obtained this binding. */
-  requestId: string
-  issuedAt: number
-  /** Set by an admin: the next registration of this serial may use another key. */
-  released: boolean
-}
-
-export type LogOutcome = 'issued' | 'reissued' | 'retried' | 'refused'
-
-/** One signing log entry: every issuance and every refusal. */
-export interface LogEntry {
-  /**
-   * Time-ordered unique id (sortable as a string); assigned by the caller as
-   * `createLogId(time)` (store/log-id.ts). Its fixed-width timestamp prefix is
-   * what `LogQuery.from`/`to` filter on.
-   */
-  id: string
-  time: number
-  outcome: LogOutcome
-  /** `SV_*` code for refusals; undefined for issuances. */
-  code?: string
-  brandId?: string
-  model?: string
-  serial?: string
-  deviceKeyId?: string
-  revision?: number
-  clientAddress?: string
-  /** request-id from the serial-request, when there was one. */
-  requestId?: string
-  /** Transport: 'https' or 'mqtt'. */
-  transport?: string
-  /** Step timings reported by the device agent, in ms. */
-  timings?: Record<string, number>
-  /** Short human text for refusals. */
-  message?: string
-}
+// --- queries -------------------------------------------------------------------------------
 
 export interface LogQuery {
   brandId?: string
   model?: string
+  /** entries written in any of these stores (a store's view of the log) */
+  storeIds?: string[]
   serial?: string
+  deviceKeyId?: string
   outcome?: LogOutcome
   /** inclusive lower bound, epoch ms (of the id's timestamp, see LogEntry.id) */
   from?: number
@@ -156,65 +75,92 @@ export interface LogQuery {
 
 export interface LogPage {
   entries: LogEntry[]
-  /** present when more entries match */
+  /** present when more entries may match */
   nextCursor?: string
 }
 
-export interface TokenRecord {
-  /** sha256 hex of the bearer token; the token itself is shown once and never stored. */
-  hash: string
-  name: string
-  /** Roles are a list so the later store roles (Store Administrator, Publisher, ...) fit in. */
-  roles: string[]
-  createdAt: number
+export interface AuditQuery {
+  storeIds?: string[]
+  brandId?: string
+  /** actor id (person id, token id, ...) */
+  actorId?: string
+  /** an action, or a prefix ending in '.' (`grant.`) */
+  action?: string
+  outcome?: 'ok' | 'denied'
+  from?: number
+  to?: number
+  /** page size, 1..1000 (default 100) */
+  limit?: number
+  cursor?: string
+  order?: 'asc' | 'desc'
 }
 
-export interface StoreTraits {
-  /** Uniqueness holds across processes (true for PostgreSQL, false for LevelDB). */
-  multiProcess: boolean
+export interface AuditPage {
+  entries: AuditEntry[]
+  nextCursor?: string
 }
 
-export interface VaultStore {
-  readonly traits: StoreTraits
+// --- repositories ----------------------------------------------------------------------------
 
-  /** Opens the backend and runs migrations. Idempotent. */
-  open(): Promise<void>
-  /** Closes the backend; pending operations finish first. Idempotent. */
-  close(): Promise<void>
-  /** Cheap round trip to the backend, for /v1/ready. Rejects with SV_STORE_UNAVAILABLE. */
-  ping(): Promise<void>
+export interface SigningKeyRepository {
+  /** Rejects with SV_KEY_EXISTS when the key id is taken. */
+  put(key: SigningKeyRecord, audit?: AuditSeal): Promise<void>
+  get(keyId: string): Promise<SigningKeyRecord | undefined>
+  /** Keys of one account, or all keys when accountId is undefined, ordered by key id. */
+  list(accountId?: string): Promise<SigningKeyRecord[]>
+  /** Sets `enabled` (and `reason`, `changedAt`); resolves with the new record. SV_KEY_NOT_FOUND. */
+  setEnabled(keyId: string, change: { enabled: boolean; reason?: string; at: number }, audit?: AuditSeal): Promise<SigningKeyRecord>
+}
 
-  // --- brands and keys ---------------------------------------------------------
-  /** Rejects with SV_BRAND_EXISTS when the id is taken. */
-  createBrand(brand: BrandRecord): Promise<void>
+/** Brands (each with its base store) and their models. */
+export interface BrandRepository {
+  /**
+   * Creates a brand and its base store together. SV_BRAND_EXISTS when the id
+   * is taken, SV_STORE_EXISTS when the base store's id is.
+   */
+  createBrand(brand: BrandRecord, baseStore: StoreRecord, audit?: AuditSeal): Promise<void>
   getBrand(id: string): Promise<BrandRecord | undefined>
+  /** Ordered by id. */
   listBrands(): Promise<BrandRecord[]>
 
-  /** Rejects with SV_KEY_EXISTS when the key id is taken. */
-  putSigningKey(key: SigningKeyRecord): Promise<void>
-  getSigningKey(keyId: string): Promise<SigningKeyRecord | undefined>
-  /** Keys of one account, or all keys when accountId is undefined. */
-  listSigningKeys(accountId?: string): Promise<SigningKeyRecord[]>
-  /** Rejects with SV_KEY_NOT_FOUND. */
-  setSigningKeyEnabled(keyId: string, enabled: boolean): Promise<void>
-
-  // --- models ----------------------------------------------------------------------
-  /** Rejects with SV_MODEL_EXISTS. */
-  createModel(model: ModelRecord): Promise<void>
-  /** Replaces an existing model; rejects with SV_MODEL_UNKNOWN when it does not exist. */
-  updateModel(model: ModelRecord): Promise<void>
+  /** SV_MODEL_EXISTS; SV_STORE_NOT_FOUND when its store does not exist or is of another brand. */
+  createModel(model: ModelRecord, audit?: AuditSeal): Promise<void>
+  /**
+   * Replaces an existing model (its store may change: a move).
+   * SV_MODEL_UNKNOWN when it does not exist, SV_STORE_NOT_FOUND as for createModel.
+   */
+  updateModel(model: ModelRecord, audit?: AuditSeal): Promise<void>
   getModel(brandId: string, name: string): Promise<ModelRecord | undefined>
-  listModels(brandId?: string): Promise<ModelRecord[]>
+  /** Ordered by brand, then name. */
+  listModels(filter?: { brandId?: string; storeId?: string }): Promise<ModelRecord[]>
   /** Models that accept the API key with this sha256 hex hash. */
   findModelsByApiKeyHash(hash: string): Promise<ModelRecord[]>
+}
 
-  // --- request ids -------------------------------------------------------------------
+export interface StoreRepository {
+  /**
+   * Creates a sub-store (base stores come with their brand, createBrand).
+   * SV_STORE_EXISTS when the id is taken; SV_STORE_NOT_FOUND when the parent
+   * does not exist or is of another brand.
+   */
+  create(store: StoreRecord, audit?: AuditSeal): Promise<void>
+  /** Replaces a store's display name, partner and review flag (never its id, brand, kind or parent). SV_STORE_NOT_FOUND. */
+  update(store: StoreRecord, audit?: AuditSeal): Promise<void>
+  get(id: string): Promise<StoreRecord | undefined>
+  /** Ordered by id. */
+  list(filter?: { brandId?: string }): Promise<StoreRecord[]>
+  /** Grows with every create and update (any instance): callers cache the tree until it changes. */
+  version(): Promise<number>
+}
+
+/** Request-ids, serial bindings and assigned-serial sequences: what a registration writes. */
+export interface RegistrationRepository {
   /**
    * Marks a request-id as used, atomically: exactly one of several concurrent
    * calls with the same id resolves; the others reject with SV_REQUEST_ID_USED.
    * `expiresAt` lets the store forget the id once it could no longer be valid
    * (see `purgeExpired`). Issuing request-ids needs no store (they are
-   * MAC-protected tokens, see services/request-ids.ts).
+   * MAC-protected tokens, see services/registration/request-ids.ts).
    * Durability: at the latest with the next durable write of this store (the
    * binding or refusal log entry that follows it); a crash before that may
    * forget the use of a request-id that obtained nothing.
@@ -223,12 +169,11 @@ export interface VaultStore {
   /** Deletes consumed request-ids whose expiry is before `now`. Returns how many. */
   purgeExpired(now: number): Promise<number>
 
-  // --- serials -----------------------------------------------------------------------
-  getSerialBinding(brandId: string, model: string, serial: string): Promise<SerialBinding | undefined>
-  getSerialBindingByDeviceKey(brandId: string, model: string, deviceKeyId: string): Promise<SerialBinding | undefined>
+  getBinding(brandId: string, model: string, serial: string): Promise<SerialBinding | undefined>
+  getBindingByDeviceKey(brandId: string, model: string, deviceKeyId: string): Promise<SerialBinding | undefined>
   /**
-   * Records an issuance and its log entry atomically (one LevelDB batch, one
-   * PostgreSQL transaction), durable before it resolves.
+   * Records an issuance and its signing log entry atomically (one LevelDB
+   * batch, one PostgreSQL transaction), durable before it resolves.
    *
    * Compare-and-set on the current binding of (brandId, model, serial):
    * - `expectRevision` 0 means "no binding exists yet": when one exists the call
@@ -237,33 +182,140 @@ export interface VaultStore {
    *   reissue or a released serial), else SV_SERIAL_TAKEN.
    * The device key must not be bound to another serial of the same model:
    * otherwise SV_DEVICE_KEY_TAKEN. Replacing a binding frees its old device key.
+   *
+   * `pivot` (a remodel) also marks the binding the device came from as
+   * pivoted, in the same write; it must still be bound to the same device key
+   * (else SV_SERIAL_TAKEN).
    */
-  bindSerial(binding: SerialBinding, log: LogEntry, expectRevision: number): Promise<void>
-  /** Admin: allow the next registration of this serial with a new key. Rejects with SV_SERIAL_NOT_FOUND. */
-  releaseSerial(brandId: string, model: string, serial: string): Promise<void>
+  bind(binding: SerialBinding, log: LogEntry, expectRevision: number, options?: { pivotFrom?: { model: string }; audit?: AuditSeal }): Promise<void>
+  /** Admin: allow the next registration of this serial with a new key. SV_SERIAL_NOT_FOUND. Resolves with the new binding. */
+  release(brandId: string, model: string, serial: string, audit?: AuditSeal): Promise<SerialBinding>
   /**
    * Next number of a model's assigned-serial sequence, starting at `start`.
    * Atomic and durable: a number is returned at most once, ever, even across
    * restarts and instances (gaps are allowed, reuse is not).
    */
   nextSerialNumber(brandId: string, model: string, start: number): Promise<number>
+}
 
-  // --- signing log ----------------------------------------------------------------------
+export interface SigningLogRepository {
   /** Appends one entry, durable before it resolves. */
-  appendLog(entry: LogEntry): Promise<void>
+  append(entry: LogEntry): Promise<void>
   /** Entries matching every given filter, ordered by id. */
-  queryLog(query: LogQuery): Promise<LogPage>
-  /** The same selection as queryLog without paging, streamed in id order. */
-  exportLog(query: Omit<LogQuery, 'limit' | 'cursor'>): AsyncIterable<LogEntry>
+  query(query: LogQuery): Promise<LogPage>
+  /** The same selection as query without paging, streamed in id order. */
+  export(query: Omit<LogQuery, 'limit' | 'cursor'>): AsyncIterable<LogEntry>
+}
 
-  // --- admin tokens --------------------------------------------------------------------
-  putToken(token: TokenRecord): Promise<void>
-  getToken(hash: string): Promise<TokenRecord | undefined>
-  listTokens(): Promise<TokenRecord[]>
-  deleteToken(hash: string): Promise<boolean>
+export interface PeopleRepository {
+  /** SV_PERSON_EXISTS when the id or the e-mail is taken. */
+  create(person: PersonRecord, audit?: AuditSeal): Promise<void>
+  /** Replaces a person (same id and e-mail). SV_PERSON_NOT_FOUND. */
+  update(person: PersonRecord, audit?: AuditSeal): Promise<void>
+  get(id: string): Promise<PersonRecord | undefined>
+  /** By e-mail, compared lowercase. */
+  getByEmail(email: string): Promise<PersonRecord | undefined>
+  /** Ordered by e-mail. */
+  list(): Promise<PersonRecord[]>
+}
 
-  // --- small settings (root authority id, instance metadata) ------------------------------
-  getMeta(name: string): Promise<string | undefined>
+export interface GrantRepository {
+  /** Creates or replaces the grant of (personId, storeId). SV_PERSON_NOT_FOUND / SV_STORE_NOT_FOUND. */
+  put(grant: GrantRecord, audit?: AuditSeal): Promise<void>
+  /** Resolves with the removed grant, or undefined when there was none (no audit entry then). */
+  delete(personId: string, storeId: string, audit?: AuditSeal): Promise<GrantRecord | undefined>
+  /** Ordered by store id. */
+  listForPerson(personId: string): Promise<GrantRecord[]>
+  /** Ordered by person id. */
+  listForStore(storeId: string): Promise<GrantRecord[]>
+}
+
+export interface TokenRepository {
+  /** Stores a new token. SV_TOKEN_EXISTS when the hash is taken. */
+  put(token: TokenRecord, audit?: AuditSeal): Promise<void>
+  get(hash: string): Promise<TokenRecord | undefined>
+  /** Ordered by hash; `personId` narrows to one person's tokens. */
+  list(filter?: { personId?: string; kind?: TokenRecord['kind'] }): Promise<TokenRecord[]>
+  /** Marks a token revoked (kept for the record). SV_TOKEN_NOT_FOUND. Resolves with the revoked record. */
+  revoke(hash: string, change: { at: number; by: string }, audit?: AuditSeal): Promise<TokenRecord>
+  /** Records a use; best effort, not audited. */
+  touch(hash: string, at: number): Promise<void>
+}
+
+export interface SessionRepository {
+  create(session: SessionRecord): Promise<void>
+  get(hash: string): Promise<SessionRecord | undefined>
+  /** Moves the idle expiry forward; SV_SESSION_INVALID when the session is gone. */
+  touch(hash: string, idleExpiresAt: number): Promise<void>
+  /** Resolves true when a session was deleted. */
+  delete(hash: string): Promise<boolean>
+  /** Ends every session of a person (their access changed, or they were disabled). Resolves with how many. */
+  deleteForPerson(personId: string): Promise<number>
+  putLoginTransaction(tx: LoginTransactionRecord): Promise<void>
+  /** Atomic get-and-delete: a transaction is used once, across instances too. */
+  takeLoginTransaction(id: string): Promise<LoginTransactionRecord | undefined>
+  /** Deletes sessions and login transactions that ended before `now`. Returns how many. */
+  purgeExpired(now: number): Promise<number>
+}
+
+export interface AuditRepository {
+  /** The chain's last entry (seq 0 and GENESIS_HASH when empty). */
+  head(): Promise<AuditHead>
+  /** Appends an entry that goes with no other change (logins, refusals). Resolves with it. */
+  append(seal: AuditSeal): Promise<AuditEntry>
+  /** Entries matching every given filter, ordered by seq. */
+  query(query: AuditQuery): Promise<AuditPage>
+  /** The same selection as query without paging, streamed in seq order. */
+  export(query: Omit<AuditQuery, 'limit' | 'cursor'>): AsyncIterable<AuditEntry>
+}
+
+export interface PivotRepository {
+  /** SV_PIVOT_EXISTS when a rule for the same brand, models and serial exists. */
+  putRule(rule: PivotRule, audit?: AuditSeal): Promise<void>
+  /** Resolves with the removed rule, or undefined. */
+  deleteRule(id: string, audit?: AuditSeal): Promise<PivotRule | undefined>
+  getRule(id: string): Promise<PivotRule | undefined>
+  /** Rules of a brand, optionally from one model or into one store; ordered by id. */
+  listRules(filter: { brandId?: string; fromModel?: string; storeId?: string }): Promise<PivotRule[]>
+  /** Stores a new pending request. SV_PIVOT_EXISTS when one exists for this request-id. */
+  createRequest(request: PivotRequest): Promise<void>
+  getRequest(requestId: string): Promise<PivotRequest | undefined>
+  /**
+   * Decides a pending request: compare-and-set from `pending`; SV_PIVOT_NOT_FOUND
+   * when there is none, SV_PIVOT_DECIDED when it was decided already.
+   */
+  decideRequest(requestId: string, decision: { status: Exclude<PivotRequestStatus, 'pending'>; at: number; by: string; reason?: string }, audit?: AuditSeal): Promise<PivotRequest>
+  /** Requests into one store, newest first, optionally of one status; at most `limit` (default 100, max 1000). */
+  listRequests(filter: { storeId: string; status?: PivotRequestStatus; limit?: number }): Promise<PivotRequest[]>
+}
+
+/** Small settings (root authority id, root account assertion). */
+export interface MetaRepository {
+  get(name: string): Promise<string | undefined>
   /** Sets a value and resolves true; with `onlyIfAbsent`, leaves an existing value alone and resolves false. */
-  putMeta(name: string, value: string, onlyIfAbsent?: boolean): Promise<boolean>
+  put(name: string, value: string, onlyIfAbsent?: boolean): Promise<boolean>
+}
+
+export interface VaultStore {
+  readonly traits: StoreTraits
+
+  /** Opens the backend and brings its layout up to date (migrations). Idempotent. */
+  open(): Promise<void>
+  /** Closes the backend; pending operations finish first. Idempotent. */
+  close(): Promise<void>
+  /** Cheap round trip to the backend, for /v1/ready. Rejects with SV_STORE_UNAVAILABLE. */
+  ping(): Promise<void>
+
+  readonly keys: SigningKeyRepository
+  readonly brands: BrandRepository
+  readonly stores: StoreRepository
+  readonly registrations: RegistrationRepository
+  readonly signingLog: SigningLogRepository
+  readonly people: PeopleRepository
+  readonly grants: GrantRepository
+  readonly tokens: TokenRepository
+  readonly sessions: SessionRepository
+  readonly audit: AuditRepository
+  readonly pivots: PivotRepository
+  readonly meta: MetaRepository
 }

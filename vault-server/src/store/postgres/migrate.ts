@@ -22,7 +22,7 @@ export function isSchemaName(name: string): boolean {
  * nothing behind. Applied versions are recorded in `schema_migrations`.
  * A database already migrated past what this code knows is refused.
  */
-export async function migrate(pool: Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<void> {
+export async function migrate(pool: Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS, now: () => number = Date.now): Promise<{ from: number; to: number }> {
   const client = await pool.connect()
   let broken = false
   try {
@@ -46,12 +46,17 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
         details: { schema, applied: Math.max(...newer), known },
       })
     }
+    const from = Math.max(0, ...applied)
     for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue
-      await client.query(m.sql)
+      for (const step of m.steps) {
+        if (typeof step === 'string') await client.query(step)
+        else await step(client, now())
+      }
       await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name])
     }
     await client.query('COMMIT')
+    return { from, to: Math.max(from, known) }
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {
       broken = true

@@ -1,4 +1,6 @@
+import type { PoolClient } from 'pg'
 import { sql as initial } from './001-initial.js'
+import * as stores from './002-stores.js'
 
 /**
  * The PostgreSQL migrations, in the order they are applied.
@@ -8,14 +10,20 @@ import { sql as initial } from './001-initial.js'
  * `tsc`, which does not copy `.sql` files. A module holding the SQL as a
  * string compiles along with the code, needs no file lookup and cannot go
  * missing from a build. Each file keeps the `NNN-name` naming of a migration
- * directory; to add one, add `NNN-name.ts` exporting `sql` and append it here.
- * Released migrations are never edited.
+ * directory; to add one, add `NNN-name.ts` and append it here. A migration is
+ * a list of steps, SQL text or a function for data that SQL alone cannot move
+ * (run in the same transaction). Released migrations are never edited.
  */
+export type MigrationStep = string | ((client: PoolClient, now: number) => Promise<void>)
+
 export interface Migration {
   /** Strictly increasing, recorded in `schema_migrations.version`. */
   version: number
   name: string
-  sql: string
+  steps: readonly MigrationStep[]
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }]
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial', steps: [initial] },
+  { version: 2, name: 'stores', steps: [stores.before, stores.data, stores.after] },
+]
