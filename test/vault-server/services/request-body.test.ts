@@ -4,7 +4,7 @@
  * must give what the YAML parser gives.
  */
 import test from 'ava'
-import { readRequestBody } from '../../../vault-server/src/services/signing-service.js'
+import { readRequestBody } from '../../../vault-server/src/services/registration/request-body.js'
 
 const b = (s: string) => Buffer.from(s, 'utf8')
 

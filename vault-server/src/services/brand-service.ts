@@ -35,7 +35,14 @@ import {
 } from '@sv/shared'
 import { randomBytes } from 'node:crypto'
 import type { KeyStore, SigningKeyInfo } from '../keys/keystore.js'
-import type { BrandRecord, VaultStore } from '../store/store.js'
+import type { AuditSeal, BrandRecord, StoreRecord, VaultStore } from '../store/store.js'
+import { STORE_ID_RE } from '../store/store-migration.js'
+
+/** Audit entries of a brand change, made from the records and written with them. */
+export interface BrandAudit {
+  key?: (key: SigningKeyInfo) => AuditSeal
+  brand?: (brand: BrandRecord, baseStore: StoreRecord) => AuditSeal
+}
 
 const ROOT_META = 'root-authority-id'
 const DAY = 24 * 3600 * 1000
@@ -59,6 +66,12 @@ export interface ImportBrandInput {
   chain?: string[]
   /** accept assertions that do not chain to a trusted root (private setups); logged by the caller */
   skipChainCheck?: boolean
+  /** the base store's id for a new brand (default: the brand id; a store-registered brand's store id) */
+  storeId?: string
+  /** refuse a brand that exists (SV_BRAND_EXISTS) */
+  onlyNew?: boolean
+  /** refuse a brand that does not exist (SV_BRAND_UNKNOWN): a key for an existing brand */
+  onlyExisting?: boolean
 }
 
 export class BrandService {
@@ -78,7 +91,7 @@ export class BrandService {
 
   /** The vault root's account id, or undefined when no root was made yet. */
   rootId(): Promise<string | undefined> {
-    return this.#store.getMeta(ROOT_META)
+    return this.#store.meta.get(ROOT_META)
   }
 
   /**
@@ -103,8 +116,8 @@ export class BrandService {
         return this.#signAccountKey(signer, rootId, rootId, 'root', publicKey, now)
       },
     })
-    await this.#store.putMeta('root-account', account)
-    if (!(await this.#store.putMeta(ROOT_META, rootId, true))) {
+    await this.#store.meta.put('root-account', account)
+    if (!(await this.#store.meta.put(ROOT_META, rootId, true))) {
       // another process made a root at the same moment: use theirs
       return (await this.rootId())!
     }
@@ -131,11 +144,31 @@ export class BrandService {
     ).then((a) => a.encode().toString('utf8'))
   }
 
-  /** A new brand under the vault root, with a new signing key. SV_BRAND_EXISTS. */
-  async createBrand(input: { id: string; displayName: string; keyName?: string }): Promise<{ brand: BrandRecord; key: SigningKeyInfo }> {
+  /** The base store a new brand gets: `storeId`, else the brand id; SV_STORE_EXISTS when taken. */
+  async #newBaseStore(brandId: string, displayName: string, storeId: string | undefined): Promise<StoreRecord> {
+    const id = storeId ?? brandId
+    if (!STORE_ID_RE.test(id)) throw new VaultError('SV_REQUEST_INVALID', `invalid store id ${JSON.stringify(id)}: 1-64 of A-Z a-z 0-9 and inner -`, { details: { field: 'storeId' } })
+    if (await this.#store.stores.get(id)) throw new VaultError('SV_STORE_EXISTS', `store ${id} exists`, { details: { storeId: id } })
+    const now = this.#now()
+    return { id, brandId, kind: 'base', displayName, requirePivotReview: false, createdAt: now, updatedAt: now }
+  }
+
+  /** The brand's base store. SV_STORE_NOT_FOUND when the brand has none (it always has, after migration). */
+  async baseStore(brandId: string): Promise<StoreRecord> {
+    const base = (await this.#store.stores.list({ brandId })).find((st) => st.kind === 'base')
+    if (!base) throw new VaultError('SV_STORE_NOT_FOUND', `brand ${brandId} has no base store`, { details: { brandId } })
+    return base
+  }
+
+  /**
+   * A new brand under the vault root, with a new signing key and its base
+   * store (id `storeId`, default the brand id). SV_BRAND_EXISTS, SV_STORE_EXISTS.
+   */
+  async createBrand(input: { id: string; displayName: string; keyName?: string; storeId?: string }, audit: BrandAudit = {}): Promise<{ brand: BrandRecord; key: SigningKeyInfo; store: StoreRecord }> {
     if (!ACCOUNT_ID_RE.test(input.id)) throw new VaultError('SV_REQUEST_INVALID', `invalid brand id ${JSON.stringify(input.id)}: 2-28 of a-z 0-9 -, or 32 alphanumerics`, { details: { field: 'id' } })
     if (!input.displayName.trim() || input.displayName.includes('\n')) throw new VaultError('SV_REQUEST_INVALID', 'the display name must be one non-empty line', { details: { field: 'displayName' } })
-    if (await this.#store.getBrand(input.id)) throw new VaultError('SV_BRAND_EXISTS', `brand ${input.id} exists`, { details: { brandId: input.id } })
+    if (await this.#store.brands.getBrand(input.id)) throw new VaultError('SV_BRAND_EXISTS', `brand ${input.id} exists`, { details: { brandId: input.id } })
+    const store = await this.#newBaseStore(input.id, input.displayName, input.storeId)
     const root = await this.#rootSigner()
     const now = this.#now()
     const accountAssertion = await this.#signAccount(root.signer, root.id, input.id, input.displayName, now)
@@ -146,14 +179,15 @@ export class BrandService {
       bits: this.#bits,
       ...(this.#progress ? { onProgress: (ms: number) => this.#progress!(`${input.id} key`, ms) } : {}),
       accountKeyAssertion: ({ publicKey }) => this.#signAccountKey(root.signer, root.id, input.id, input.keyName ?? 'default', publicKey, now),
+      ...(audit.key ? { audit: audit.key } : {}),
     })
     const brand: BrandRecord = { id: input.id, displayName: input.displayName, origin: 'vault-root', accountAssertion, createdAt: now }
-    await this.#store.createBrand(brand)
-    return { brand, key }
+    await this.#store.brands.createBrand(brand, store, audit.brand?.(brand, store))
+    return { brand, key, store }
   }
 
   /** Another signing key for a vault-root brand (key rotation). */
-  async addBrandKey(brandId: string, name: string): Promise<SigningKeyInfo> {
+  async addBrandKey(brandId: string, name: string, audit: BrandAudit = {}): Promise<SigningKeyInfo> {
     const brand = await this.getBrand(brandId)
     if (brand.origin !== 'vault-root') throw new VaultError('SV_REQUEST_INVALID', `brand ${brandId} was imported: register new keys with its store, then import them`, { details: { brandId } })
     const root = await this.#rootSigner()
@@ -164,6 +198,7 @@ export class BrandService {
       name,
       bits: this.#bits,
       accountKeyAssertion: ({ publicKey }) => this.#signAccountKey(root.signer, root.id, brandId, name, publicKey, now),
+      ...(audit.key ? { audit: audit.key } : {}),
     })
   }
 
@@ -172,7 +207,7 @@ export class BrandService {
    * assertions. SV_KEY_IMPORT_MISMATCH when they do not belong together,
    * SV_ASSERTION_UNTRUSTED when they do not chain to a trusted root.
    */
-  async importBrand(input: ImportBrandInput): Promise<{ brand: BrandRecord; key: SigningKeyInfo }> {
+  async importBrand(input: ImportBrandInput, audit: BrandAudit = {}): Promise<{ brand: BrandRecord; key: SigningKeyInfo; store: StoreRecord; created: boolean }> {
     const account = decodeAssertion(input.account)
     const accountKey = decodeAssertion(input.accountKey)
     if (!(account instanceof AccountAssertion)) throw new VaultError('SV_KEY_IMPORT_MISMATCH', `expected an account assertion, got ${account.typeName}`, { details: { field: 'account' } })
@@ -194,22 +229,25 @@ export class BrandService {
         })
       }
     }
-    const existing = await this.#store.getBrand(account.accountId)
-    const key = await this.#keys.importKey({ pem: input.pem, accountId: account.accountId, purpose: 'brand', name: accountKey.name || 'default', accountKeyAssertion: accountKey.encode().toString('utf8') })
-    if (existing) return { brand: existing, key }
-    const brand: BrandRecord = { id: account.accountId, displayName: account.displayName, origin: 'imported', accountAssertion: account.encode().toString('utf8'), createdAt: this.#now() }
-    await this.#store.createBrand(brand)
-    return { brand, key }
+    const existing = await this.#store.brands.getBrand(account.accountId)
+    if (existing && input.onlyNew) throw new VaultError('SV_BRAND_EXISTS', `brand ${existing.id} exists; import more keys into it with its keys/import`, { details: { brandId: existing.id } })
+    if (!existing && input.onlyExisting) throw new VaultError('SV_BRAND_UNKNOWN', `no brand ${account.accountId}`, { details: { brandId: account.accountId } })
+    const store = existing ? await this.baseStore(existing.id) : await this.#newBaseStore(account.accountId, account.displayName, input.storeId)
+    const key = await this.#keys.importKey({ pem: input.pem, accountId: account.accountId, purpose: 'brand', name: accountKey.name || 'default', accountKeyAssertion: accountKey.text(), ...(audit.key ? { audit: audit.key } : {}) })
+    if (existing) return { brand: existing, key, store, created: false }
+    const brand: BrandRecord = { id: account.accountId, displayName: account.displayName, origin: 'imported', accountAssertion: account.text(), createdAt: this.#now() }
+    await this.#store.brands.createBrand(brand, store, audit.brand?.(brand, store))
+    return { brand, key, store, created: true }
   }
 
   async getBrand(id: string): Promise<BrandRecord> {
-    const b = await this.#store.getBrand(id)
+    const b = await this.#store.brands.getBrand(id)
     if (!b) throw new VaultError('SV_BRAND_UNKNOWN', `no brand ${id}`, { details: { brandId: id } })
     return b
   }
 
   listBrands(): Promise<BrandRecord[]> {
-    return this.#store.listBrands()
+    return this.#store.brands.listBrands()
   }
 
   /**
@@ -221,7 +259,7 @@ export class BrandService {
     const parts: Assertion[] = []
     const rootId = await this.rootId()
     if (rootId) {
-      const acc = await this.#store.getMeta('root-account')
+      const acc = await this.#store.meta.get('root-account')
       const key = (await this.#keys.listKeys(rootId)).find((k) => k.purpose === 'root')
       if (acc) parts.push(decodeAssertion(acc))
       if (key) parts.push(decodeAssertion(key.accountKeyAssertion))

@@ -1,10 +1,11 @@
 /**
- * Signing log export formats: JSON lines and CSV (RFC 4180, one header row).
- * Both stream entry by entry.
+ * Signing log export formats: JSON lines and CSV (RFC 4180, one header row,
+ * columns LOG_CSV_COLUMNS of the wire protocol). Both stream entry by entry.
  */
+import { LOG_CSV_COLUMNS } from '@sv/shared'
 import type { LogEntry } from '../store/store.js'
 
-export const CSV_COLUMNS = ['id', 'time', 'outcome', 'code', 'brandId', 'model', 'serial', 'deviceKeyId', 'revision', 'clientAddress', 'requestId', 'transport', 'message', 'timings'] as const
+export const CSV_COLUMNS = LOG_CSV_COLUMNS
 
 function csvField(v: unknown): string {
   if (v === undefined || v === null) return ''
@@ -22,6 +23,7 @@ export function csvRow(e: LogEntry): string {
   return `${CSV_COLUMNS.map((c) => csvField(c === 'time' ? new Date(e.time).toISOString() : e[c])).join(',')}\r\n`
 }
 
-export function jsonLine(e: LogEntry): string {
-  return `${JSON.stringify({ ...e, time: new Date(e.time).toISOString() })}\n`
+export function jsonLine(e: unknown): string {
+  const x = e as { time?: unknown }
+  return `${JSON.stringify(typeof x.time === 'number' ? { ...x, time: new Date(x.time).toISOString() } : x)}\n`
 }

@@ -17,7 +17,7 @@ import {
   type AssertionSigner,
   type HeaderValue,
 } from '@sv/shared'
-import type { DuplicatePolicy, ModelRecord, SerialPolicy, VaultStore } from '../store/store.js'
+import type { AuditSeal, DuplicatePolicy, ModelRecord, SerialPolicy, StoreRecord, VaultStore } from '../store/store.js'
 import { parseSerialTemplate } from './serial-template.js'
 
 /** What the services need from the key store. */
@@ -56,12 +56,17 @@ export const DEFAULT_MODEL_HEADERS: Record<string, HeaderValue> = {
   ],
 }
 
-/** Headers the vault sets itself on a model assertion. */
-const MANAGED = ['type', 'authority-id', 'brand-id', 'model', 'series', 'sign-key-sha3-384', 'body-length', 'revision']
+/** Headers the vault sets itself on a model assertion (`store` from the model's store). */
+const MANAGED = ['type', 'authority-id', 'brand-id', 'model', 'series', 'sign-key-sha3-384', 'body-length', 'revision', 'store']
+
+/** The audit entry of a model change, made from the records and written with the change. */
+export type ModelAudit = (after: ModelRecord, before: ModelRecord | undefined) => AuditSeal
 
 export interface NewModel {
   brandId: string
   name: string
+  /** the store the model belongs to (default: the brand's base store, or the store its `store` header names) */
+  storeId?: string
   signingKeyId?: string
   apiKeys?: string[]
   serialPolicy?: SerialPolicy
@@ -71,6 +76,8 @@ export interface NewModel {
 }
 
 export interface ModelChange {
+  /** move the model to another store of its brand (the assertion is re-signed with the new `store` header) */
+  storeId?: string
   signingKeyId?: string
   addApiKeys?: string[]
   removeApiKeyHashes?: string[]
@@ -97,7 +104,7 @@ export class ModelService {
   }
 
   async #checkKey(brandId: string, keyId: string): Promise<void> {
-    const key = await this.#store.getSigningKey(keyId)
+    const key = await this.#store.keys.get(keyId)
     if (!key) throw new VaultError('SV_KEY_NOT_FOUND', `no signing key ${keyId}`, { details: { keyId } })
     if (key.purpose !== 'brand' || key.accountId !== brandId) {
       throw new VaultError('SV_KEY_BRAND_MISMATCH', `signing key ${keyId} belongs to ${key.accountId}, not to brand ${brandId}`, { details: { keyId, keyAccount: key.accountId, brandId } })
@@ -105,16 +112,34 @@ export class ModelService {
   }
 
   async #defaultKey(brandId: string): Promise<string> {
-    const keys = (await this.#store.listSigningKeys(brandId)).filter((k) => k.purpose === 'brand' && k.enabled)
+    const keys = (await this.#store.keys.list(brandId)).filter((k) => k.purpose === 'brand' && k.enabled)
     if (keys.length === 0) throw new VaultError('SV_KEY_NOT_FOUND', `brand ${brandId} has no enabled signing key`, { details: { brandId } })
     return keys.sort((a, b) => a.createdAt - b.createdAt)[0]!.keyId
   }
 
-  async #signModel(brandId: string, name: string, keyId: string, headers: Record<string, HeaderValue>, revision: number): Promise<ModelAssertion> {
+  /** The store a new model goes to: the one asked for, the one its `store` header names, or the brand's base store. */
+  async #resolveStore(brandId: string, storeId: string | undefined, headers: Record<string, HeaderValue>): Promise<StoreRecord> {
+    const named = headers.store
+    if (named !== undefined && typeof named !== 'string') throw new VaultError('SV_MODEL_INVALID', 'the "store" header must be a string', { details: { header: 'store' } })
+    if (storeId !== undefined && named !== undefined && named !== storeId) {
+      throw new VaultError('SV_MODEL_INVALID', `the "store" header names ${named}, but the model goes to store ${storeId}`, { details: { header: 'store' } })
+    }
+    const want = storeId ?? named
+    if (want === undefined) {
+      const base = (await this.#store.stores.list({ brandId })).find((st) => st.kind === 'base')
+      if (!base) throw new VaultError('SV_STORE_NOT_FOUND', `brand ${brandId} has no base store`, { details: { brandId } })
+      return base
+    }
+    const st = await this.#store.stores.get(want)
+    if (!st || st.brandId !== brandId) throw new VaultError('SV_STORE_NOT_FOUND', `no store ${want} of brand ${brandId}`, { details: { storeId: want, brandId } })
+    return st
+  }
+
+  async #signModel(brandId: string, name: string, storeId: string, keyId: string, headers: Record<string, HeaderValue>, revision: number): Promise<ModelAssertion> {
     for (const h of MANAGED) {
       if (h in headers) throw new VaultError('SV_MODEL_INVALID', `header ${h} is set by the vault`, { details: { header: h } })
     }
-    const all = { ...headers, 'authority-id': brandId, series: '16', 'brand-id': brandId, model: name, timestamp: (headers.timestamp as string | undefined) ?? formatRfc3339(this.#now()), ...(revision > 0 ? { revision: String(revision) } : {}) }
+    const all = { ...headers, 'authority-id': brandId, series: '16', 'brand-id': brandId, model: name, store: storeId, timestamp: (headers.timestamp as string | undefined) ?? formatRfc3339(this.#now()), ...(revision > 0 ? { revision: String(revision) } : {}) }
     try {
       return (await signAssertion('model', all, undefined, await this.#keys.signer(keyId))) as ModelAssertion
     } catch (e) {
@@ -126,40 +151,46 @@ export class ModelService {
   }
 
   /** Creates a model. Resolves with the record and the API keys in clear (shown once). */
-  async create(m: NewModel): Promise<{ model: ModelRecord; apiKeys: string[] }> {
+  async create(m: NewModel, audit?: ModelAudit): Promise<{ model: ModelRecord; apiKeys: string[] }> {
     if (!MODEL_NAME_RE.test(m.name) || m.name.toLowerCase() !== m.name) {
       throw new VaultError('SV_MODEL_INVALID', `model name ${JSON.stringify(m.name)} must be lowercase letters, digits and single dashes`, { details: { header: 'model' } })
     }
-    if (!(await this.#store.getBrand(m.brandId))) throw new VaultError('SV_BRAND_UNKNOWN', `no brand ${m.brandId}`, { details: { brandId: m.brandId } })
+    if (!(await this.#store.brands.getBrand(m.brandId))) throw new VaultError('SV_BRAND_UNKNOWN', `no brand ${m.brandId}`, { details: { brandId: m.brandId } })
+    const { store: _named, ...headers } = m.headers ?? DEFAULT_MODEL_HEADERS
+    const store = await this.#resolveStore(m.brandId, m.storeId, m.headers ?? {})
     const keyId = m.signingKeyId ?? (await this.#defaultKey(m.brandId))
     await this.#checkKey(m.brandId, keyId)
     const serialPolicy = m.serialPolicy ?? { kind: 'device' }
     if (serialPolicy.kind === 'assign') parseSerialTemplate(serialPolicy.template)
     const apiKeys = m.apiKeys && m.apiKeys.length > 0 ? m.apiKeys : [generateApiKey()]
     apiKeys.forEach(checkApiKey)
-    const assertion = await this.#signModel(m.brandId, m.name, keyId, m.headers ?? DEFAULT_MODEL_HEADERS, 0)
+    const assertion = await this.#signModel(m.brandId, m.name, store.id, keyId, headers, 0)
     const now = this.#now()
     const model: ModelRecord = {
       brandId: m.brandId,
       name: m.name,
+      storeId: store.id,
       signingKeyId: keyId,
       apiKeyHashes: [...new Set(apiKeys.map(hashApiKey))],
       serialPolicy,
       duplicatePolicy: m.duplicatePolicy ?? 'refuse',
       modelHeaders: stripManaged(assertion.headers),
-      modelAssertion: assertion.encode().toString('utf8'),
+      modelAssertion: assertion.text(),
       revision: 0,
       createdAt: now,
       updatedAt: now,
     }
-    await this.#store.createModel(model)
-    this.#apiKeyCache.clear()
-    this.#modelCache.clear()
+    await this.#store.brands.createModel(model, audit?.(model, undefined))
+    this.invalidate()
     return { model, apiKeys }
   }
 
-  /** Changes a model; the model assertion is re-signed with the next revision when its headers or key change. */
-  async update(brandId: string, name: string, change: ModelChange): Promise<{ model: ModelRecord; apiKeys: string[] }> {
+  /**
+   * Changes a model; the model assertion is re-signed with the next revision
+   * when its headers, key or store change. Resolves with the new record, the
+   * one before, and the API keys added (in clear, shown once).
+   */
+  async update(brandId: string, name: string, change: ModelChange, audit?: ModelAudit): Promise<{ model: ModelRecord; before: ModelRecord; apiKeys: string[] }> {
     const cur = await this.get(brandId, name)
     const keyId = change.signingKeyId ?? cur.signingKeyId
     if (change.signingKeyId) await this.#checkKey(brandId, keyId)
@@ -169,25 +200,36 @@ export class ModelService {
     let hashes = cur.apiKeyHashes.filter((h) => !(change.removeApiKeyHashes ?? []).includes(h))
     hashes = [...new Set([...hashes, ...added.map(hashApiKey)])]
     if (hashes.length === 0) throw new VaultError('SV_REQUEST_INVALID', 'a model needs at least one API key', { details: { field: 'apiKeys' } })
-    const next: ModelRecord = { ...cur, signingKeyId: keyId, apiKeyHashes: hashes, updatedAt: this.#now() }
+    let storeId = cur.storeId
+    if (change.storeId !== undefined && change.storeId !== cur.storeId) storeId = (await this.#resolveStore(brandId, change.storeId, {})).id
+    if (change.headers?.store !== undefined && change.headers.store !== storeId) {
+      throw new VaultError('SV_MODEL_INVALID', `the "store" header names ${String(change.headers.store)}, but the model is in store ${storeId}`, { details: { header: 'store' } })
+    }
+    const next: ModelRecord = { ...cur, storeId, signingKeyId: keyId, apiKeyHashes: hashes, updatedAt: this.#now() }
     if (change.serialPolicy) next.serialPolicy = change.serialPolicy
     if (change.duplicatePolicy) next.duplicatePolicy = change.duplicatePolicy
-    if (change.headers || change.signingKeyId) {
-      const { timestamp: _t, ...rest } = (change.headers ?? cur.modelHeaders) as Record<string, HeaderValue>
-      const a = await this.#signModel(brandId, name, keyId, rest, cur.revision + 1)
+    const assertionStore = ModelService.assertionOf(cur).headerString('store')
+    if (change.headers || change.signingKeyId || storeId !== cur.storeId || assertionStore !== storeId) {
+      const { timestamp: _t, store: _s, ...rest } = (change.headers ?? cur.modelHeaders) as Record<string, HeaderValue>
+      const a = await this.#signModel(brandId, name, storeId, keyId, rest, cur.revision + 1)
       next.modelHeaders = stripManaged(a.headers)
-      next.modelAssertion = a.encode().toString('utf8')
+      next.modelAssertion = a.text()
       next.revision = cur.revision + 1
     }
-    await this.#store.updateModel(next)
+    await this.#store.brands.updateModel(next, audit?.(next, cur))
+    this.invalidate()
+    return { model: next, before: cur, apiKeys: added }
+  }
+
+  /** Forgets the cached models (after a change here; other instances' changes show within the cache time). */
+  invalidate(): void {
     this.#apiKeyCache.clear()
     this.#modelCache.clear()
-    return { model: next, apiKeys: added }
   }
 
   /** SV_MODEL_UNKNOWN when absent. */
   async get(brandId: string, name: string): Promise<ModelRecord> {
-    const m = await this.#store.getModel(brandId, name)
+    const m = await this.#store.brands.getModel(brandId, name)
     if (!m) throw new VaultError('SV_MODEL_UNKNOWN', `no model ${name} for brand ${brandId}`, { details: { brandId, model: name } })
     return m
   }
@@ -202,14 +244,14 @@ export class ModelService {
     const now = this.#now()
     const hit = this.#modelCache.get(key)
     if (hit && now - hit.at < this.#cacheMs) return hit.model
-    const model = await this.#store.getModel(brandId, name)
+    const model = await this.#store.brands.getModel(brandId, name)
     if (this.#modelCache.size > 10_000) this.#modelCache.clear()
     this.#modelCache.set(key, { at: now, model })
     return model
   }
 
-  list(brandId?: string): Promise<ModelRecord[]> {
-    return this.#store.listModels(brandId)
+  list(filter: { brandId?: string; storeId?: string } = {}): Promise<ModelRecord[]> {
+    return this.#store.brands.listModels(filter)
   }
 
   /** Models accepting this API key, through a short-lived cache (invalidated on every change here). */
@@ -218,7 +260,7 @@ export class ModelService {
     const now = this.#now()
     const hit = this.#apiKeyCache.get(hash)
     if (hit && now - hit.at < this.#cacheMs) return hit.models
-    const models = await this.#store.findModelsByApiKeyHash(hash)
+    const models = await this.#store.brands.findModelsByApiKeyHash(hash)
     if (this.#apiKeyCache.size > 10_000) this.#apiKeyCache.clear()
     this.#apiKeyCache.set(hash, { at: now, models })
     return models

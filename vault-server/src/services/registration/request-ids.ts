@@ -13,10 +13,10 @@
  * SV_REQUEST_ID_USED.
  */
 import { createHmac, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { fillRandom } from '../random.js'
+import { fillRandom } from '../../random.js'
 import { Buffer } from 'node:buffer'
 import { VaultError } from '@sv/shared'
-import type { VaultStore } from '../store/store.js'
+import type { VaultStore } from '../../store/store.js'
 
 const VERSION = 1
 const MAC_LEN = 16
@@ -87,7 +87,7 @@ export class RequestIdService {
   /** check + atomic single use through the store (SV_REQUEST_ID_USED on a second use). */
   async consume(store: VaultStore, id: string): Promise<CheckedRequestId> {
     const checked = this.check(id)
-    await store.consumeRequestId(id, checked.expiresAt)
+    await store.registrations.consumeRequestId(id, checked.expiresAt)
     this.#consumed++
     const b = this.#pool.get(checked.expiresAt / 1000)
     if (b) b.consumed++
