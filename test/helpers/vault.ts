@@ -58,6 +58,8 @@ export interface TestVaultOptions {
   now?: () => number
   /** capture log lines here instead of discarding them */
   logLines?: Record<string, unknown>[]
+  /** size of keys the vault generates (brand create, key rotation); below 4096 allows small keys */
+  keyBits?: number
 }
 
 export interface TestVault {
@@ -104,7 +106,7 @@ export async function startTestVault(t: ExecutionContext | undefined, o: TestVau
   const log = o.logLines
     ? pino({ level: 'debug' }, { write: (s: string) => void o.logLines!.push(JSON.parse(s) as Record<string, unknown>) })
     : createLogger('silent')
-  const vault = await startVault(config, log, { ...(o.workers ? { workers: o.workers } : { workers: 2 }), ...(o.now ? { now: o.now } : {}) })
+  const vault = await startVault(config, log, { ...(o.workers ? { workers: o.workers } : { workers: 2 }), ...(o.now ? { now: o.now } : {}), ...(o.keyBits ? { keyBits: o.keyBits, allowSmallKeys: o.keyBits < 4096 } : {}) })
   // Closed however the set-up below ends: a vault left listening (and its
   // signing workers) would keep the AVA worker process alive after its tests.
   let closed = false
@@ -136,7 +138,7 @@ async function finishTestVault(
   const apiKey = `test-api-key-${randomBytes(12).toString('hex')}`
   const adminToken = newToken()
   if (!o.dataDir) {
-    await vault.store.putToken({ hash: hashToken(adminToken), name: 'test', roles: ['admin'], createdAt: Date.now() })
+    await vault.store.tokens.put({ hash: hashToken(adminToken), kind: 'admin', name: 'test', roles: ['admin'], createdAt: Date.now() })
     await vault.services.brands.importBrand({
       pem: await readFile(join(VECTORS, 'keys/brand.key.pem'), 'utf8'),
       account: await readFile(join(VECTORS, 'account.assert'), 'utf8'),

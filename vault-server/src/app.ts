@@ -13,23 +13,29 @@ import { VaultError } from '@sv/shared'
 import type { VaultConfig } from './config.js'
 import type { Logger } from './logger.js'
 import type { VaultMetrics } from './metrics.js'
-import type { VaultStore } from './store/store.js'
 import type { KeyStore } from './keys/keystore.js'
-import type { SigningService } from './services/signing-service.js'
+import type { RegistrationService } from './services/registration/registration-service.js'
 import type { ModelService } from './services/model-service.js'
 import type { BrandService } from './services/brand-service.js'
-import type { RequestIdService } from './services/request-ids.js'
+import type { HealthService } from './services/health.js'
+import type { AdminService } from './services/admin/admin-service.js'
+import type { LoginService } from './services/auth/login-service.js'
 import type { Admission } from './services/admission.js'
 import { deviceRoutes, registrationHandlers, type DeviceHandler } from './http/routes/device.js'
 import { adminRoutes } from './http/routes/admin.js'
+import { authRoutes } from './http/routes/auth.js'
 import { pathOf, sendError } from './http/respond.js'
 import { randomText } from './random.js'
 
+/** What the transports call. Routes see services only, never a store. */
 export interface AppServices {
-  signing: SigningService
-  models: ModelService
+  registration: RegistrationService
+  admin: AdminService
+  login: LoginService
+  health: HealthService
+  /** for the CLI and the demo, which set a vault up in-process */
   brands: BrandService
-  requestIds: RequestIdService
+  models: ModelService
   keys: KeyStore
 }
 
@@ -37,7 +43,6 @@ export interface AppDeps {
   config: VaultConfig
   log: Logger
   metrics: VaultMetrics
-  store: VaultStore
   services: AppServices
   admission: Admission
 }
@@ -130,6 +135,7 @@ export function createApp(deps: AppDeps): VaultApp {
 
   app.use(deviceRoutes(deps))
   app.use(adminRoutes(deps))
+  app.use(authRoutes(deps))
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const allowed = DEVICE_ROUTES[req.path]

@@ -5,6 +5,7 @@
  * main.ts and passed down; no other module reads process.env.
  */
 import { z } from 'zod'
+import { OidcAuthConfigSchema } from './auth/oidc.js'
 import { parse as parseYaml } from 'yaml'
 import { join } from 'node:path'
 import { configFromEnv, mergeConfig, redactConfig, validateConfig, VaultError, MQTT_PREFIX, MQTT_PREFIX_RE, type ConfigTree, type EnvTable } from '@sv/shared'
@@ -79,6 +80,21 @@ export const VaultConfigSchema = z
         maxQueue: z.number().int().min(1).max(100000).default(1024),
       })
       .default({ workers: 0, maxQueue: 1024 }),
+    auth: z
+      .object({
+        /** a login session ends after this long unused */
+        sessionIdleMinutes: z.number().int().min(1).max(1440).default(60),
+        /** and after this long in any case */
+        sessionMaxHours: z.number().int().min(1).max(720).default(8),
+        /** the vault's external base URL (https://vault.example.com), for the OpenID Connect redirect URI; default from listen */
+        publicUrl: z.string().url().optional(),
+        /** Secure session cookies (keep true; the browser sends them over HTTPS only, and to http://localhost) */
+        cookieSecure: z.boolean().default(true),
+        /** the OpenID Connect providers people log in with (auth/oidc.ts) */
+        oidc: OidcAuthConfigSchema.default({ providers: [] }),
+      })
+      .strict()
+      .default({ sessionIdleMinutes: 60, sessionMaxHours: 8, cookieSecure: true, oidc: { providers: [] } }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
     mqtt: z
       .object({
@@ -129,6 +145,7 @@ export const VAULT_ENV: EnvTable = {
   VAULT_REQUEST_TIMEOUT_MS: { path: 'limits.requestTimeoutMs', type: 'number' },
   VAULT_SIGNING_WORKERS: { path: 'signing.workers', type: 'number' },
   VAULT_LOG_LEVEL: { path: 'log.level', type: 'string' },
+  VAULT_PUBLIC_URL: { path: 'auth.publicUrl', type: 'string' },
   VAULT_MQTT_MODE: { path: 'mqtt.mode', type: 'string' },
   VAULT_MQTT_LISTEN: { path: 'mqtt.listen', type: 'string' },
   VAULT_MQTT_URL: { path: 'mqtt.url', type: 'string', secret: true },
@@ -186,7 +203,9 @@ export function loadVaultConfig(opts: {
 }
 
 export function printableConfig(config: VaultConfig): string {
-  return `${JSON.stringify(redactConfig(config, SECRET_PATHS), null, 2)}\n`
+  const out = redactConfig(config, SECRET_PATHS) as VaultConfig
+  for (const p of out.auth.oidc.providers) if (p.clientSecret !== undefined) p.clientSecret = '<redacted>'
+  return `${JSON.stringify(out, null, 2)}\n`
 }
 
 /** Resolved file locations inside the data directory. */

@@ -1,7 +1,8 @@
 /**
  * pino, created once in main.ts and handed down. Redaction is set here, at
  * creation, never at call sites: API keys, bearer tokens, private keys,
- * master keys and database URLs never reach a log line.
+ * master keys, database URLs, session cookies, passwords and OIDC client
+ * secrets never reach a log line.
  */
 import { pino, type Logger, type DestinationStream } from 'pino'
 import type { LogEvent } from '@sv/shared'
@@ -27,6 +28,14 @@ export const REDACT_PATHS = [
   '*.masterKey',
   'config.store.url',
   'config.masterKey.value',
+  'req.headers.cookie',
+  'headers.cookie',
+  'headers["x-csrf-token"]',
+  'password',
+  '*.password',
+  'clientSecret',
+  '*.clientSecret',
+  'config.auth.oidc[*].clientSecret',
 ]
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

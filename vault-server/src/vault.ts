@@ -4,6 +4,7 @@
  * offline commands (brand, model, token ...) use `openVault` on the same data.
  */
 import { readFile } from 'node:fs/promises'
+import { X509Certificate } from 'node:crypto'
 import { VaultError } from '@sv/shared'
 import type { VaultConfig } from './config.js'
 import { dataPaths } from './config.js'
@@ -14,11 +15,17 @@ import { loadMasterKey, type MasterKey } from './keys/master-key.js'
 import { SignerPool } from './keys/signer-pool.js'
 import { SealedKeyStore } from './keys/sealed-key-store.js'
 import type { KeyStore } from './keys/keystore.js'
-import { RequestIdService } from './services/request-ids.js'
+import { RequestIdService } from './services/registration/request-ids.js'
+import { RegistrationService } from './services/registration/registration-service.js'
 import { ModelService } from './services/model-service.js'
 import { BrandService } from './services/brand-service.js'
-import { SigningService } from './services/signing-service.js'
+import { HealthService } from './services/health.js'
+import { AdminService } from './services/admin/admin-service.js'
+import { AccessService } from './services/admin/access.js'
+import { AuditService } from './services/admin/audit.js'
 import { Admission } from './services/admission.js'
+import { LoginService } from './services/auth/login-service.js'
+import { OidcLogin, oidcRedirectUri } from './auth/oidc.js'
 import { createMetrics, type VaultMetrics } from './metrics.js'
 import { createApp, type AppServices } from './app.js'
 import { listen, parseListen, type RunningServer } from './http/server.js'
@@ -71,29 +78,62 @@ export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOp
     throw e
   })
   const store = await openStore(storeConfig(config), { log })
-  const closers: (() => Promise<void>)[] = [() => store.close()]
+  const closers: (() => Promise<void>)[] = [
+    async () => {
+      await store.close()
+      log.info({ driver: config.store.driver }, 'store.closed')
+    },
+  ]
   try {
     const workers = o.workers ?? config.signing.workers
     const pool = new SignerPool({ ...(workers > 0 ? { size: workers } : {}), maxPending: config.signing.maxQueue, timeoutMs: config.limits.requestTimeoutMs, log })
     closers.unshift(() => pool.close())
     await pool.ready()
     const now = o.now ?? Date.now
-    const keys = new SealedKeyStore({ store, masterKey, pool, now, ...(o.allowSmallKeys ? { allowSmallKeys: true } : {}) })
+    const keys = new SealedKeyStore({ store: store.keys, masterKey, pool, now, ...(o.allowSmallKeys ? { allowSmallKeys: true } : {}) })
     const requestIds = new RequestIdService({ masterKey: masterKey.secret, ttlSeconds: config.requestId.ttlSeconds, now })
     const models = new ModelService(store, keys, { now })
     const brands = new BrandService(store, keys, { now, ...(o.keyBits ? { keyBits: o.keyBits } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) })
     const admission = new Admission({ max: config.limits.maxConcurrentSerial, timeoutMs: config.limits.requestTimeoutMs, retryAfterSeconds: config.limits.retryAfterSeconds })
+    const audit = new AuditService({ masterKey: masterKey.secret, now })
+    const access = new AccessService({ store, masterKey: masterKey.secret, now, sessionIdleMs: config.auth.sessionIdleMinutes * 60_000 })
     let metrics: VaultMetrics | undefined
-    const signing = new SigningService({
+    const registration = new RegistrationService({
       store,
       keys,
       models,
       requestIds,
       deviceKeyMinBits: config.serial.deviceKeyMinBits,
       copyBody: config.serial.copyBody,
+      log: log.child({ module: 'registration' }),
       now,
       onOutcome: (e) => metrics?.recordOutcome(e),
+      onRequestId: (transport) => metrics?.requestIdsIssued.inc({ transport }),
+      auditPivot: (f) =>
+        audit.seal({
+          actor: { kind: 'device', id: f.deviceKeyId },
+          action: 'serial.pivoted',
+          brandId: f.brandId,
+          storeId: f.storeId,
+          target: { type: 'serial', id: `${f.brandId}/${f.toModel}/${f.serial}` },
+          before: { model: f.fromModel },
+          after: { model: f.toModel, revision: f.revision },
+          requestId: f.requestId,
+        }),
     })
+    const admin = new AdminService({ store, access, audit, brands, models, keys, registration, log: log.child({ module: 'admin' }), now })
+    const providers = config.auth.oidc.providers
+    const publicUrl = config.auth.publicUrl ?? `${config.tls.plainHttp ? 'http' : 'https'}://${config.listen}`
+    const oidc =
+      providers.length === 0
+        ? undefined
+        : new OidcLogin({
+            providers,
+            redirectUri: oidcRedirectUri(publicUrl),
+            now,
+            transactions: { put: (tx) => store.sessions.putLoginTransaction(tx), take: (id) => store.sessions.takeLoginTransaction(id) },
+          })
+    const login = new LoginService({ store, oidc, access, audit, log: log.child({ module: 'login' }), now, sessionMaxMs: config.auth.sessionMaxHours * 3_600_000 })
     metrics = createMetrics({ outstandingRequestIds: () => requestIds.outstanding(), signerQueueDepth: () => pool.metrics().queued, inflight: () => admission.inflight })
     return {
       config,
@@ -102,7 +142,7 @@ export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOp
       masterKey,
       pool,
       keys,
-      services: { signing, models, brands, requestIds, keys },
+      services: { registration, admin, login, health: new HealthService(store), brands, models, keys },
       metrics,
       admission,
       close: async () => {
@@ -126,9 +166,7 @@ async function startMqtt(core: VaultCore, tls: { cert: Buffer; key: Buffer } | u
   const { config, log, services, admission, metrics } = core
   if (config.mqtt.mode === 'off') return undefined
   const router = new MqttRouter({
-    signing: services.signing,
-    models: services.models,
-    requestIds: services.requestIds,
+    registration: services.registration,
     admission,
     log: log.child({ module: 'mqtt' }),
     maxPayloadBytes: config.mqtt.maxPayloadBytes,
@@ -172,13 +210,19 @@ export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultO
     if (!config.tls.plainHttp) {
       try {
         tls = { cert: await readFile(paths.tlsCert), key: await readFile(paths.tlsKey) }
+        try {
+          const cert = new X509Certificate(tls.cert)
+          if (cert.checkIssued(cert)) log.warn({ cert: paths.tlsCert, subject: cert.subject, validTo: cert.validTo }, 'tls.self_signed')
+        } catch {
+          // not parseable here: the TLS server will say so
+        }
       } catch (e) {
         throw new VaultError('SV_CONFIG_INVALID', `cannot read the TLS certificate or key (${paths.tlsCert}, ${paths.tlsKey}): ${(e as NodeJS.ErrnoException).code}; give --tls-cert/--tls-key, run init, or --plain-http behind a TLS proxy`, {
           details: { issues: ['tls: certificate or key not readable'] },
         })
       }
     }
-    const app = createApp({ config, log, metrics: core.metrics, store: core.store, services: core.services, admission: core.admission })
+    const app = createApp({ config, log, metrics: core.metrics, services: core.services, admission: core.admission })
     const { host, port } = parseListen(config.listen)
     const server = await listen(app, { host, port, ...(tls ? { tls } : {}) })
     let mqtt: Awaited<ReturnType<typeof startMqtt>>
@@ -189,10 +233,16 @@ export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultO
       throw e
     }
     const purge = setInterval(() => {
-      core.store.purgeExpired(Date.now()).then(
-        (n) => n > 0 && log.debug({ purged: n }, 'store.purged'),
-        () => undefined,
-      )
+      const now = Date.now()
+      for (const [what, run] of [
+        ['request-ids', () => core.store.registrations.purgeExpired(now)],
+        ['sessions', () => core.store.sessions.purgeExpired(now)],
+      ] as const) {
+        run().then(
+          (n) => n > 0 && log.debug({ purged: n, what }, 'store.purged'),
+          () => undefined,
+        )
+      }
     }, 60_000)
     purge.unref()
     log.info({ url: server.url, mqtt: mqtt?.url.replace(/\/\/[^@/]*@/, '//<credentials>@'), store: config.store.driver, dev: config.dev, workers: core.pool.metrics().size }, 'vault.started')

@@ -4,7 +4,7 @@
  * Prometheus text and a serial answer's parts.
  */
 import type { ExecutionContext } from 'ava'
-import { decodeStream, type Assertion, type ErrorBody, type SerialAssertion } from '@sv/shared'
+import { decodeStream, type Assertion, type ErrorBody, type LogEntryWire, type SerialAssertion } from '@sv/shared'
 import { endpoint, httpRequest, jsonOf, type HttpResult } from '../../helpers/device.js'
 
 /**
@@ -45,21 +45,8 @@ export async function adminJson<T = Record<string, unknown>>(v: AdminTarget, met
   return jsonOf<T>(r)
 }
 
-export interface WireLogEntry {
-  id: string
-  time: string
-  outcome: 'issued' | 'reissued' | 'retried' | 'refused'
-  code?: string
-  brandId?: string
-  model?: string
-  serial?: string
-  deviceKeyId?: string
-  revision?: number
-  requestId?: string
-  transport?: string
-  clientAddress?: string
-  message?: string
-}
+/** The signing log entry as the admin API answers it (the wire schema of shared/src/protocol/admin.ts). */
+export type WireLogEntry = LogEntryWire
 
 /** Every log entry matching `query` (URLSearchParams syntax, without cursor), following nextCursor. */
 export async function logEntries(v: AdminTarget, query: Record<string, string> = {}): Promise<WireLogEntry[]> {

@@ -7,6 +7,8 @@ import test from 'ava'
 import { readFile } from 'node:fs/promises'
 import { parse } from 'yaml'
 import { startTestVault } from '../../helpers/vault.js'
+import { generateOpenApi } from '../../../vault-server/src/http/openapi.js'
+import { ADMIN_ROUTES } from '../../../vault-server/src/http/routes/admin.js'
 
 const ROOT = new URL('../../../', import.meta.url)
 const METHODS = ['get', 'post', 'put', 'patch', 'delete']
@@ -48,4 +50,13 @@ test('openapi: every documented path answers with something other than SV_NOT_FO
     const body = await res.text()
     t.false(body.includes('SV_NOT_FOUND') && res.status === 404 && body.includes('no route'), `${op} is not routed`)
   }
+})
+
+test('openapi: the admin and login paths are what the code generates (vault-server openapi --write), each with its permission', async (t) => {
+  const v = await startTestVault(t)
+  t.truthy(v)
+  const current = await readFile(new URL('docs/openapi.yaml', ROOT), 'utf8')
+  t.is(generateOpenApi(current), current, 'regenerate with: vault-server openapi --write')
+  const doc = parse(current) as { paths: Record<string, Record<string, { 'x-permission'?: string }>> }
+  for (const r of ADMIN_ROUTES) t.is(doc.paths[`/v1/admin${r.path.replace(/:([a-zA-Z]+)/g, '{$1}')}`]?.[r.method]?.['x-permission'], r.permission, `${r.method} ${r.path}`)
 })

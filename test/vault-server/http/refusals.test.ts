@@ -1,7 +1,7 @@
 /**
  * Refusals that happen before the signing service (wrong media type, body too
  * large, overload) are in the signing log like every other refusal; wrong
- * methods get 405 with Allow; a malformed bearer token is SV_AUTH_INVALID.
+ * methods get 405 with Allow; a malformed bearer token is SV_UNAUTHENTICATED.
  */
 import test from 'ava'
 import { request } from 'node:http'
@@ -48,10 +48,10 @@ test('refusals: wrong methods on device routes are 405 with Allow', async (t) =>
   assertError(t, await httpRequest(endpoint(v.url, 'nope'), { method: 'GET' }), 404, 'SV_NOT_FOUND')
 })
 
-test('refusals: a malformed bearer token is SV_AUTH_INVALID, a missing one SV_AUTH_REQUIRED', async (t) => {
+test('refusals: a malformed or missing bearer token is 401 SV_UNAUTHENTICATED with its reason', async (t) => {
   const v = await startTestVault(t)
-  assertError(t, await admin(v, 'GET', 'admin/brands', undefined, { authorization: 'Bearer x' }), 401, 'SV_AUTH_INVALID')
-  assertError(t, await admin(v, 'GET', 'admin/brands', undefined, { authorization: 'Basic dXNlcjpwYXNz' }), 401, 'SV_AUTH_INVALID')
+  assertError(t, await admin(v, 'GET', 'admin/brands', undefined, { authorization: 'Bearer x' }), 401, 'SV_UNAUTHENTICATED', { reason: 'malformed' })
+  assertError(t, await admin(v, 'GET', 'admin/brands', undefined, { authorization: 'Basic dXNlcjpwYXNz' }), 401, 'SV_UNAUTHENTICATED', { reason: 'malformed' })
   const none = await httpRequest(endpoint(v.url, 'admin/brands'), { method: 'GET' })
-  assertError(t, none, 401, 'SV_AUTH_REQUIRED')
+  assertError(t, none, 401, 'SV_UNAUTHENTICATED', { reason: 'missing' })
 })

@@ -74,7 +74,7 @@ async function registerMqtt(c: MqttClient, apiKey: string, key: DeviceKey, seria
 }
 
 async function issuedCount(v: TestVault, serial: string): Promise<Record<string, number>> {
-  const page = await v.vault.store.queryLog({ serial, limit: 1000 })
+  const page = await v.vault.store.signingLog.query({ serial, limit: 1000 })
   const out: Record<string, number> = {}
   for (const e of page.entries) out[e.outcome] = (out[e.outcome] ?? 0) + 1
   return out

@@ -143,7 +143,7 @@ test('external: a duplicate delivery of one (client, token) gets the same reply 
   t.is(replies.length, 2)
   t.is(replies[0]!.topic, replyTopic('serial', id, 'accepted', PREFIX))
   t.true(replies[0]!.payload.equals(replies[1]!.payload))
-  const log = await v().vault.store.queryLog({ serial, limit: 100 })
+  const log = await v().vault.store.signingLog.query({ serial, limit: 100 })
   t.deepEqual(
     log.entries.map((e) => e.outcome),
     ['issued'],

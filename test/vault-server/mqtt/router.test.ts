@@ -25,9 +25,7 @@ async function setup(t: ExecutionContext, o: { ratePerSecond?: number; rateBurst
   const clock = { now: 1_800_000_000_000 }
   const { services, admission } = v.vault
   const router = new MqttRouter({
-    signing: services.signing,
-    models: services.models,
-    requestIds: services.requestIds,
+    registration: services.registration,
     admission,
     log,
     maxPayloadBytes: o.maxPayloadBytes ?? 256 * 1024,

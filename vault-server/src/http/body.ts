@@ -64,3 +64,13 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
     throw new VaultError('SV_REQUEST_INVALID', 'the body is not valid JSON', { details: { reason: 'json' } })
   }
 }
+
+/** A JSON body that may be left out: no Content-Type and no body read as undefined, anything else as readJson. */
+export async function readOptionalJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const empty = req.headers['content-type'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0') && req.headers['transfer-encoding'] === undefined
+  if (empty) {
+    req.resume()
+    return undefined
+  }
+  return readJson(req, limit)
+}

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Buffer } from 'node:buffer'
-import { isVaultError, toErrorBody, VaultError } from '@sv/shared'
+import { isVaultError, rejection, VaultError } from '@sv/shared'
 
 export const ASSERTION_MEDIA_TYPE = 'application/x.ubuntu.assertion'
 
@@ -38,8 +38,9 @@ export function pathOf(req: IncomingMessage): string {
 
 export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown): VaultError {
   const e = isVaultError(err) ? err : new VaultError('SV_INTERNAL', 'unexpected error', { cause: err })
-  if (e.retryAfter !== undefined || e.status === 503) res.setHeader('Retry-After', String(e.retryAfter ?? 5))
+  const r = rejection(e, reqId(req))
+  if (r.retryAfter !== undefined) res.setHeader('Retry-After', String(r.retryAfter))
   if (e.status === 401) res.setHeader('WWW-Authenticate', pathOf(req).startsWith('/v1/admin') ? 'Bearer realm="serial-vault admin"' : 'api-key')
-  sendJson(res, e.status, toErrorBody(e, reqId(req)))
+  sendJson(res, r.status, r.body)
   return e
 }

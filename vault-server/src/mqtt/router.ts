@@ -16,8 +16,8 @@ import {
   isAcceptableResponseTopic,
   operationOf,
   parseMqttRequest,
+  rejection,
   replyTopic,
-  toErrorBody,
   MQTT_CLIENT_ID_RE,
   MQTT_PREFIX,
   type MqttOperation,
@@ -26,9 +26,7 @@ import {
 } from '@sv/shared'
 import type { Logger } from '../logger.js'
 import type { Admission } from '../services/admission.js'
-import type { ModelService } from '../services/model-service.js'
-import type { RequestIdService } from '../services/request-ids.js'
-import type { SigningService } from '../services/signing-service.js'
+import type { RegistrationService } from '../services/registration/registration-service.js'
 
 export interface MqttIncoming {
   topic: string
@@ -47,9 +45,7 @@ export interface MqttOutgoing {
 }
 
 export interface MqttRouterOptions {
-  signing: SigningService
-  models: ModelService
-  requestIds: RequestIdService
+  registration: RegistrationService
   admission: Admission
   log: Logger
   maxPayloadBytes: number
@@ -66,6 +62,9 @@ interface Bucket {
   tokens: number
   at: number
 }
+
+/** Errors whose outcome the registration service logged already (one line per request). */
+const loggedByService = new WeakSet<VaultError>()
 
 const DEDUP_TTL_MS = 120_000
 const DEDUP_MAX = 10_000
@@ -131,12 +130,16 @@ export class MqttRouter {
         return this.#out(op, client, responseTopic, msg.correlationData, 'accepted', { ...(req?.token ? { token: req.token } : {}), ...body })
       } catch (e) {
         const err = e instanceof VaultError ? e : new VaultError('SV_INTERNAL', 'unexpected error', { cause: e })
-        if (err.status >= 500) this.#o.log.error({ op, client, code: err.code, err: err.cause ?? err }, 'request.failed')
-        else this.#o.log.info({ op, client, code: err.code }, 'request.failed')
-        transient = err.status === 429 || err.status >= 500
-        const b = toErrorBody(err)
-        const rejected: MqttRejectedReply = { ...(req?.token ? { token: req.token } : {}), code: b.code, message: b.message, status: err.status }
-        if (err.retryAfter !== undefined || err.status === 503) rejected['retry-after'] = err.retryAfter ?? 5
+        // serial outcomes are logged by the registration service; what fails before it is logged here
+        if (!loggedByService.has(err)) {
+          if (err.status >= 500) this.#o.log.error({ op, client, code: err.code, err: err.cause ?? err }, 'request.failed')
+          else this.#o.log.debug({ op, client, code: err.code }, 'request.failed')
+        }
+        // transient: a retry of the same token after Retry-After must run again (a pending pivot too)
+        transient = err.status === 429 || err.status >= 500 || err.status === 202
+        const r = rejection(err)
+        const rejected: MqttRejectedReply = { ...(req?.token ? { token: req.token } : {}), ...r.body, status: r.status }
+        if (r.retryAfter !== undefined) rejected['retry-after'] = r.retryAfter
         this.#o.onMessage?.(op, 'rejected')
         return this.#out(op, client, responseTopic, msg.correlationData, 'rejected', rejected as unknown as Record<string, unknown>)
       }
@@ -191,17 +194,27 @@ export class MqttRouter {
   }
 
   async #requestId(req: MqttRequest): Promise<Record<string, unknown>> {
-    const key = req['api-key']
-    if (!key) throw new VaultError('SV_API_KEY_MISSING', 'the api-key field is required', { details: { field: 'api-key' } })
-    if ((await this.#o.models.modelsForApiKey(key)).length === 0) throw new VaultError('SV_API_KEY_INVALID', 'the api-key is not valid', { details: { field: 'api-key' } })
-    return { 'request-id': this.#o.requestIds.issue(), 'expires-in': this.#o.requestIds.ttlSeconds }
+    const { requestId, expiresIn } = await this.#o.registration.issueRequestId({ apiKey: req['api-key'], transport: 'mqtt' })
+    return { 'request-id': requestId, 'expires-in': expiresIn }
   }
 
   async #serial(req: MqttRequest, client: string): Promise<Record<string, unknown>> {
     if (req.body === undefined) throw new VaultError('SV_REQUEST_INVALID', 'the body field (the serial-request stream) is required', { details: { field: 'body' } })
     const body = Buffer.from(req.body, 'utf8')
-    const result = await this.#o.admission.run(() => this.#o.signing.requestSerial({ body, apiKey: req['api-key'], clientAddress: `mqtt:${client}`, transport: 'mqtt' }))
-    return { assertions: result.stream.toString('utf8') }
+    const clientAddress = `mqtt:${client}`
+    let reached = false
+    try {
+      const result = await this.#o.admission.run(() => {
+        reached = true
+        return this.#o.registration.requestSerial({ body, apiKey: req['api-key'], clientAddress, transport: 'mqtt' })
+      })
+      return { assertions: result.stream.toString('utf8') }
+    } catch (e) {
+      // an overload refusal before the flow is logged like any other refusal
+      if (!reached && e instanceof VaultError && e.code === 'SV_OVERLOADED') throw await this.#o.registration.refuseEarly({ clientAddress, transport: 'mqtt' }, e)
+      if (e instanceof VaultError) loggedByService.add(e)
+      throw e
+    }
   }
 
   #out(op: MqttOperation, client: string | undefined, responseTopic: string | undefined, correlationData: Buffer | undefined, kind: 'accepted' | 'rejected', body: Record<string, unknown>): MqttOutgoing {

@@ -2,15 +2,16 @@
  * The device API, compatible with snapd's registration client and with
  * Canonical serial-vault's signing service (base URL https://HOST:PORT/v1/):
  * POST /v1/request-id, POST /v1/serial, POST /v1/model, GET /v1/version,
- * GET /v1/health, GET /v1/ready.
+ * GET /v1/health, GET /v1/ready. Handlers parse, call the registration
+ * service, answer; the checks live in services/registration/.
  */
 import { Router } from 'express'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Buffer } from 'node:buffer'
-import { VaultError, decodeAssertion, encodeStream } from '@sv/shared'
+import { VaultError } from '@sv/shared'
 import type { AppDeps } from '../../app.js'
 import { mediaType, readBody, readJson } from '../body.js'
-import { ASSERTION_MEDIA_TYPE, sendAssertions, sendJson } from '../respond.js'
+import { ASSERTION_MEDIA_TYPE, reqId, sendAssertions, sendJson } from '../respond.js'
 import { VERSION } from '../../version.js'
 
 function apiKey(req: IncomingMessage): string | undefined {
@@ -31,22 +32,19 @@ export function registrationHandlers(deps: AppDeps): { requestId: DeviceHandler;
   const { services, config } = deps
 
   const requestId: DeviceHandler = async (req, res) => {
-    const key = apiKey(req)
-    if (!key) throw new VaultError('SV_API_KEY_MISSING', 'the api-key header is required', { details: { header: 'api-key' } })
-    if ((await services.models.modelsForApiKey(key)).length === 0) throw new VaultError('SV_API_KEY_INVALID', 'the api-key is not valid', { details: { header: 'api-key' } })
+    const { requestId: id, expiresIn } = await services.registration.issueRequestId({ apiKey: apiKey(req), transport: 'https' })
     req.resume()
-    const id = services.requestIds.issue()
-    deps.metrics.requestIdsIssued.inc()
-    sendJson(res, 200, { 'request-id': id, 'expires-in': services.requestIds.ttlSeconds })
+    sendJson(res, 200, { 'request-id': id, 'expires-in': expiresIn })
   }
 
   const serial: DeviceHandler = async (req, res) => {
     const clientAddress = req.socket.remoteAddress ?? ''
-    // refusals before the signing service (media type, size, overload) are
+    const correlation = reqId(req)
+    // refusals before the registration service (media type, size, overload) are
     // logged like the others; a timeout is not: the work goes on and logs its outcome
     let reached = false
     const early = async (err: VaultError): Promise<never> => {
-      throw await services.signing.refuseEarly({ clientAddress, transport: 'https' }, err)
+      throw await services.registration.refuseEarly({ clientAddress, transport: 'https', reqId: correlation }, err)
     }
     const type = mediaType(req)
     if (type !== ASSERTION_MEDIA_TYPE) {
@@ -58,7 +56,7 @@ export function registrationHandlers(deps: AppDeps): { requestId: DeviceHandler;
       result = await deps.admission.run(async () => {
         const body = await readBody(req, config.limits.serialBodyBytes)
         reached = true
-        return services.signing.requestSerial({ body, apiKey: apiKey(req), clientAddress, transport: 'https' })
+        return services.registration.requestSerial({ body, apiKey: apiKey(req), clientAddress, transport: 'https', reqId: correlation })
       })
     } catch (e) {
       if (!reached && e instanceof VaultError && (e.code === 'SV_BODY_TOO_LARGE' || e.code === 'SV_OVERLOADED')) return early(e)
@@ -87,37 +85,19 @@ export function deviceRoutes(deps: AppDeps): Router {
     const brandId = body?.['brand-id']
     const name = body?.model
     if (typeof brandId !== 'string' || typeof name !== 'string') throw new VaultError('SV_REQUEST_INVALID', 'expected {"brand-id": ..., "model": ...}', { details: { fields: ['brand-id', 'model'] } })
-    const model = await services.models.get(brandId, name).catch(() => undefined)
-    if (!model || !(await services.models.modelsForApiKey(key)).some((m) => m.brandId === brandId && m.name === name)) {
-      throw new VaultError('SV_API_KEY_INVALID', 'the api-key is not valid for this model', { details: { header: 'api-key' } })
-    }
-    const brand = await services.brands.getBrand(brandId)
-    const keyRec = await deps.store.getSigningKey(model.signingKeyId)
-    const parts = [brand.accountAssertion, keyRec!.accountKeyAssertion, model.modelAssertion].map((t) => decodeAssertion(t))
-    sendAssertions(res, encodeStream(parts))
+    sendAssertions(res, await services.registration.modelChain({ apiKey: key, brandId, model: name }))
   })
 
   r.get('/v1/version', (_req, res) => sendJson(res, 200, { version: VERSION, api: 'v1' }))
   r.get('/v1/health', (_req, res) => sendJson(res, 200, { status: 'ok' }))
   r.get('/v1/ready', async (_req, res) => {
-    const checks: Record<string, string> = {}
-    let ok = true
-    try {
-      await deps.store.ping()
-      checks.store = 'ok'
-    } catch (e) {
-      ok = false
-      checks.store = e instanceof VaultError ? e.code : 'SV_STORE_UNAVAILABLE'
-    }
-    const enabled = (await deps.services.keys.listKeys().catch(() => [])).filter((k) => k.enabled && k.purpose === 'brand')
-    checks.signingKeys = enabled.length > 0 ? `${enabled.length} enabled` : 'none enabled'
-    if (enabled.length === 0) ok = false
-    if (!ok) {
+    const ready = await services.health.readiness()
+    if (!ready.ok) {
       res.set('Retry-After', String(config.limits.retryAfterSeconds))
-      sendJson(res, 503, { status: 'not ready', checks })
+      sendJson(res, 503, { status: 'not ready', checks: ready.checks })
       return
     }
-    sendJson(res, 200, { status: 'ready', checks })
+    sendJson(res, 200, { status: 'ready', checks: ready.checks })
   })
 
   r.get('/metrics', async (_req, res) => {
