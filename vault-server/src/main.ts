@@ -24,6 +24,7 @@ import {
   trustExportCommand,
 } from './cli/vault-commands.js'
 import { logExportCommand, logQueryCommand } from './cli/log-commands.js'
+import * as adm from './cli/admin-commands.js'
 import { demoCommand } from './cli/demo.js'
 import { errorsCommand } from './cli/errors-command.js'
 import { VERSION } from './version.js'
@@ -106,6 +107,14 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
       exit(await fn(cmd.opts()))
     }
 
+  const target = (c: Command): Command =>
+    data(c)
+      .option('--url <url>', 'a running vault, e.g. https://vault:8443/v1/ (env VAULT_URL); else --data')
+      .option('--token <token>', 'admin token or personal token (env VAULT_TOKEN)')
+      .option('--ca <file>', 'CA certificate to trust (e.g. the development certificate)')
+      .option('--insecure', 'do not check the TLS certificate (development only)')
+      .option('--json', 'print JSON')
+
   data(program.command('init').description('create a data directory: master key, development TLS certificate, first admin token (printed once)'))
     .option('--tls-name <name...>', 'extra DNS names or IPs for the self-signed certificate')
     .option('--plain-http', 'no TLS files (the vault will sit behind a TLS proxy)')
@@ -123,6 +132,7 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
 
   data(program.command('demo').description('what `npm start` runs: a development vault with a demo brand and model'))
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
+    .option('--idp-listen <host:port>', 'the development identity provider (default 127.0.0.1:8444)')
     .option('--once', 'set up, print the instructions and stop (for scripts)')
     .action(act((o) => demoCommand(io, o)))
 
@@ -172,6 +182,11 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--brand <id>', 'only this brand')
     .option('--json', 'print JSON')
     .action(act((o) => modelListCommand(io, o)))
+  target(model.command('move').description('move a model to another store of its brand (re-signs its assertion with the new store header)'))
+    .requiredOption('--brand <id>', 'brand id')
+    .requiredOption('--model <name>', 'model name')
+    .requiredOption('--store <id>', 'the store it moves to')
+    .action(act((o) => adm.modelMove(io, o)))
   data(model.command('show').description('print the signed model assertion'))
     .requiredOption('--brand <id>', 'brand id')
     .requiredOption('--model <name>', 'model name')
@@ -183,18 +198,111 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--out <file>', 'write to FILE')
     .action(act((o) => trustExportCommand(io, o)))
 
-  const token = program.command('token').description('admin API tokens')
-  data(token.command('create').description('a new admin token (printed once)'))
+  // --- store administration: a running vault (--url --token) or the data directory (--data) ---
+
+  const store = program.command('store').description('stores: the base store of each brand and its product and ecosystem sub-stores')
+  target(store.command('list').description('stores you can see')).option('--brand <id>', 'only this brand').action(act((o) => adm.storeList(io, o)))
+  target(store.command('show').description('one store')).requiredOption('--store <id>', 'store id').action(act((o) => adm.storeShow(io, o)))
+  target(store.command('create').description('a product or ecosystem sub-store'))
+    .requiredOption('--id <id>', 'store id (the model assertion store header)')
+    .requiredOption('--parent <id>', 'parent store')
+    .requiredOption('--kind <kind>', 'product or ecosystem')
+    .requiredOption('--display-name <name>', 'display name')
+    .option('--partner-name <name>', 'ecosystem stores: the partner they are run for')
+    .option('--partner-relation <relation>', 'reseller, subsidiary, business-partner or other')
+    .option('--require-review [bool]', 'pivots into this store wait for a Reviewer')
+    .action(act((o) => adm.storeCreate(io, o)))
+  target(store.command('update').description("change a store's name, partner or review setting"))
+    .requiredOption('--store <id>', 'store id')
+    .option('--display-name <name>', 'display name')
+    .option('--partner-name <name>', 'partner')
+    .option('--partner-relation <relation>', 'reseller, subsidiary, business-partner or other')
+    .option('--no-partner', 'remove the partner')
+    .option('--require-review <bool>', 'true or false')
+    .action(act((o) => adm.storeUpdate(io, o)))
+
+  const user = program.command('user').description('people (they log in with OpenID Connect, identified by e-mail)')
+  target(user.command('list').description('everyone the vault knows, with their roles (operator)')).action(act((o) => adm.userList(io, o)))
+
+  const role = program.command('role').description("people's roles in a store")
+  target(role.command('list').description("the store's people and roles")).requiredOption('--store <id>', 'store id').action(act((o) => adm.roleList(io, o)))
+  target(role.command('set').description('invite a person or change their role in a store'))
+    .requiredOption('--store <id>', 'store id')
+    .requiredOption('--email <email>', "the person's e-mail (as their identity provider gives it)")
+    .requiredOption('--role <role>', 'admin, publisher, collaborator, reviewer or viewer')
+    .option('--inheritable', 'the role also holds in every store below')
+    .option('--display-name <name>', "the person's name, when inviting")
+    .action(act((o) => adm.roleSet(io, o)))
+  target(role.command('remove').description("remove a person's role in a store")).requiredOption('--store <id>', 'store id').requiredOption('--email <email>', 'e-mail').action(act((o) => adm.roleRemove(io, o)))
+  program
+    .command('roles')
+    .description('the permission table: what each role may do in a store')
+    .option('--markdown', 'as a Markdown table (docs/roles.md)')
+    .option('--json', 'print JSON')
+    .action(act((o) => adm.rolesCommand(io, o)))
+
+  const token = program.command('token').description('admin tokens (made only here, on the vault host) and personal tokens')
+  data(token.command('create').description('a new admin token, the operator\'s break-glass credential (printed once)'))
     .requiredOption('--name <name>', 'who or what uses it')
     .option('--role <role...>', 'roles (default admin)')
     .option('--json', 'print JSON')
     .action(act((o) => tokenCreateCommand(io, o)))
-  data(token.command('list').description('tokens (names and ids, never the tokens)'))
-    .option('--json', 'print JSON')
-    .action(act((o) => tokenListCommand(io, o)))
-  data(token.command('revoke').description('revoke a token by the id shown by token list'))
-    .requiredOption('--id <id>', 'token id prefix')
-    .action(act((o) => tokenRevokeCommand(io, o)))
+  target(token.command('list').description('admin tokens (--data), or with --url your own tokens (--store: those of a store\'s people)'))
+    .option('--store <id>', "with --url: the tokens of this store's people (token.manage)")
+    .action(act((o) => (o.url || io.env.VAULT_URL ? adm.remoteTokenList(io, o) : tokenListCommand(io, o))))
+  target(token.command('revoke').description('revoke a token by the id token list shows'))
+    .requiredOption('--id <id>', 'token id (with --data, a prefix is enough)')
+    .action(act((o) => (o.url || io.env.VAULT_URL ? adm.remoteTokenRevoke(io, o) : tokenRevokeCommand(io, o))))
+
+  const audit = program.command('audit').description('the audit log: every admin action, in a hash chain')
+  const auditFilters = (c: Command): Command =>
+    target(c)
+      .option('--store <id>', 'the store whose entries to read (required for people)')
+      .option('--subtree', 'and the stores below it')
+      .option('--brand <id>', 'brand')
+      .option('--actor <id>', 'person id, token id, device key id, cli user')
+      .option('--action <action>', 'an action, or a prefix ending in "." (grant.)')
+      .option('--outcome <outcome>', 'ok or denied')
+      .option('--from <time>', 'from this time (ISO 8601 or epoch ms), inclusive')
+      .option('--to <time>', 'until this time, exclusive')
+  auditFilters(audit.command('query').description('entries, oldest first')).option('--limit <n>', 'page size (1..1000)').option('--order <order>', 'asc or desc').option('--all', 'follow every page').action(act((o) => adm.auditQuery(io, o)))
+  auditFilters(audit.command('export').description('entries as JSON lines')).option('--out <file>', 'write to FILE').action(act((o) => adm.auditExport(io, o)))
+  target(audit.command('verify').description('check the whole hash chain; exit 1 when an entry was changed, removed or reordered')).action(act((o) => adm.auditVerify(io, o)))
+
+  const pivot = program.command('pivot').description('pivots (remodels): which devices may move to a model of a store')
+  target(pivot.command('list').description('pivot rules into and out of a store')).requiredOption('--store <id>', 'store id').action(act((o) => adm.pivotList(io, o)))
+  target(pivot.command('allow').description('let devices of a model move to a model of this store'))
+    .requiredOption('--store <id>', 'the store of the new model')
+    .requiredOption('--from-model <name>', 'the model devices come from')
+    .requiredOption('--to-model <name>', 'the model of this store they move to')
+    .option('--serial <serial>', 'only this serial (default: every serial of the model)')
+    .action(act((o) => adm.pivotAllow(io, o)))
+  target(pivot.command('remove').description('remove a pivot rule')).requiredOption('--store <id>', 'store id').requiredOption('--id <id>', 'rule id').action(act((o) => adm.pivotRemove(io, o)))
+  target(pivot.command('requests').description('pivots waiting for (or decided by) a reviewer')).requiredOption('--store <id>', 'store id').option('--status <status>', 'pending, accepted or rejected').action(act((o) => adm.pivotRequests(io, o)))
+  for (const [name, accept] of [['accept', true], ['reject', false]] as const) {
+    target(pivot.command(name).description(`${name} a pivot waiting for review`))
+      .requiredOption('--store <id>', 'store id')
+      .requiredOption('--request-id <id>', 'the request-id the device sent')
+      .option('--reason <text>', 'why')
+      .action(act((o) => adm.pivotDecide(io, o, accept)))
+  }
+
+  const sysuser = program.command('system-user').description('system-user assertions (accounts snapd creates on devices)')
+  target(sysuser.command('sign').description('sign a system-user assertion for models of a store'))
+    .requiredOption('--store <id>', 'the store of the models')
+    .requiredOption('--email <email>', 'e-mail')
+    .requiredOption('--username <name>', 'the login name on the device')
+    .option('--name <name>', 'full name')
+    .option('--password-file <file>', 'a file holding the password (hashed by the vault; never on the command line)')
+    .option('--password-hash <hash>', 'a crypt(3) hash ($6$...)')
+    .option('--ssh-key <key...>', 'SSH public keys')
+    .option('--model <name...>', 'models it is valid for')
+    .option('--serial <serial...>', 'serials it is valid for (needs exactly one --model)')
+    .option('--since <time>', 'RFC 3339 (default now)')
+    .option('--until <time>', 'RFC 3339')
+    .option('--force-password-change', 'the user must change the password at first login')
+    .option('--out <file>', 'write the assertion to FILE')
+    .action(act((o) => adm.systemUserSign(io, o)))
 
   // --- against a running vault --------------------------------------------------------
   const remote = (c: Command): Command =>
@@ -220,6 +328,29 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--format <format>', 'jsonl or csv', 'jsonl')
     .option('--out <file>', 'write to FILE')
     .action(act((o) => logExportCommand(io, o)))
+
+  program
+    .command('openapi')
+    .description('docs/openapi.yaml with the admin and login paths generated from the code')
+    .option('--file <file>', 'the document to start from', 'docs/openapi.yaml')
+    .option('--write', 'write it back instead of printing it')
+    .option('--check', 'exit 1 when the file is not what the code generates')
+    .action(act(async (o: { file: string; write?: boolean; check?: boolean }) => {
+      const { generateOpenApi } = await import('./http/openapi.js')
+      const { readFile: rf, writeFile: wf } = await import('node:fs/promises')
+      const current = await rf(o.file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+        throw new CliError(`cannot read ${o.file}: ${e.code}`)
+      })
+      const next = generateOpenApi(current)
+      if (o.check) {
+        if (next === current) return EXIT.OK
+        io.err(`vault-server: ${o.file} is not what the code generates: run vault-server openapi --write\n`)
+        return EXIT.FAILED
+      }
+      if (o.write) await wf(o.file, next)
+      else io.out(next)
+      return EXIT.OK
+    }))
 
   program
     .command('errors')

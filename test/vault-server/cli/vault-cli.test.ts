@@ -347,9 +347,9 @@ test('serve: a data directory made by the CLI serves devices over HTTPS; log que
   const csv = await cli(['log', 'export', ...remote, '--format', 'csv'])
   ok(t, csv, 'log export csv')
   const rows = csv.stdout.trimEnd().split('\r\n')
-  t.true(rows[0]!.startsWith('id,time,outcome,code,brandId,model,serial,'))
+  t.true(rows[0]!.startsWith('id,time,outcome,code,brandId,model,storeId,serial,'))
   t.deepEqual(
-    rows.slice(1).map((r) => r.split(',')[6]),
+    rows.slice(1).map((r) => r.split(',')[7]),
     serials,
   )
   const outFile = join(data, 'log.jsonl')
@@ -362,7 +362,7 @@ test('serve: a data directory made by the CLI serves devices over HTTPS; log que
   // refusals of the admin API and of the network are exit codes, not stack traces
   const badToken = await cli(['log', 'query', '--url', s.url, '--token', 'svat_wrongwrongwrongwrongwrong', '--ca', ca])
   t.is(badToken.code, 1)
-  t.regex(badToken.stderr, /401.*SV_AUTH_INVALID/)
+  t.regex(badToken.stderr, /401.*SV_UNAUTHENTICATED/)
   const untrusted = await cli(['log', 'query', '--url', s.url, '--token', token])
   t.is(untrusted.code, 3, 'the development certificate is not trusted without --ca')
   const insecure = await cli(['log', 'query', '--url', s.url, '--token', token, '--insecure', '--json'])

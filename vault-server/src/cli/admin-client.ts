@@ -1,7 +1,12 @@
 /**
- * A small client for the admin API, used by `vault-server log ...`. TLS with
- * the system CAs, or `--ca FILE` (the vault's self-signed development
+ * A small client for the admin API, used by the CLI's admin commands. TLS
+ * with the system CAs, or `--ca FILE` (the vault's self-signed development
  * certificate), or `--insecure` (development only, says so on stderr).
+ *
+ * Refusals become CliErrors with the vault's message and SV_* code, and the
+ * exit code of their kind: 2 for bad input (400, 413, 415), 1 for "the answer
+ * is no" (401, 403, 404, 409, ...), 3 when the vault or a dependency is not
+ * reachable (5xx, no connection).
  */
 import { request as httpsRequest } from 'node:https'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
@@ -16,8 +21,14 @@ export interface AdminTarget {
   timeoutMs?: number
 }
 
-/** GET `path` (relative to the /v1/ base) and hand the response over. Errors become CliError. */
-export function adminGet(t: AdminTarget, path: string): Promise<IncomingMessage> {
+function exitFor(status: number): number {
+  if (status >= 500) return EXIT.UNAVAILABLE
+  if (status === 400 || status === 413 || status === 415) return EXIT.USAGE
+  return EXIT.FAILED
+}
+
+/** One call (`path` relative to the /v1/ base); resolves with the response of a 2xx. Errors become CliError. */
+export function adminRequest(t: AdminTarget, method: string, path: string, body?: unknown): Promise<IncomingMessage> {
   let base: URL
   try {
     base = new URL(t.url.endsWith('/') ? t.url : `${t.url}/`)
@@ -26,15 +37,25 @@ export function adminGet(t: AdminTarget, path: string): Promise<IncomingMessage>
   }
   const url = new URL(path, base)
   const isHttps = url.protocol === 'https:'
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+  let ca: Buffer | undefined
+  if (isHttps && t.ca) {
+    try {
+      ca = readFileSync(t.ca)
+    } catch (e) {
+      throw new CliError(`cannot read --ca ${t.ca}: ${(e as NodeJS.ErrnoException).code}`)
+    }
+  }
   const opts = {
-    method: 'GET',
-    headers: { authorization: `Bearer ${t.token}`, accept: 'application/json' },
-    ...(isHttps && t.ca ? { ca: readFileSync(t.ca) } : {}),
+    method,
+    headers: { authorization: `Bearer ${t.token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) },
+    ...(ca ? { ca } : {}),
     ...(isHttps && t.insecure ? { rejectUnauthorized: false } : {}),
   }
   return new Promise((resolve, reject) => {
     const req = (isHttps ? httpsRequest : httpRequest)(url, opts, async (res) => {
-      if ((res.statusCode ?? 0) >= 400) {
+      const status = res.statusCode ?? 0
+      if (status >= 300) {
         let text = ''
         for await (const c of res) if (text.length < 65536) text += c
         let msg = text
@@ -44,20 +65,28 @@ export function adminGet(t: AdminTarget, path: string): Promise<IncomingMessage>
         } catch {
           // not JSON
         }
-        reject(new CliError(`the vault answered ${res.statusCode}: ${msg}`, (res.statusCode ?? 0) >= 500 ? EXIT.UNAVAILABLE : EXIT.FAILED))
+        reject(new CliError(`the vault answered ${status}: ${msg}`, exitFor(status)))
         return
       }
       resolve(res)
     })
-    req.setTimeout(t.timeoutMs ?? 30_000, () => req.destroy(new Error('timed out')))
+    req.setTimeout(t.timeoutMs ?? 120_000, () => req.destroy(new Error('timed out')))
     req.on('error', (e) => reject(new CliError(`cannot reach the vault at ${url.origin}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, EXIT.UNAVAILABLE)))
-    req.end()
+    req.end(payload)
   })
 }
 
-export async function adminGetJson<T>(t: AdminTarget, path: string): Promise<T> {
-  const res = await adminGet(t, path)
+export function adminGet(t: AdminTarget, path: string): Promise<IncomingMessage> {
+  return adminRequest(t, 'GET', path)
+}
+
+export async function adminJson<T>(t: AdminTarget, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await adminRequest(t, method, path, body)
   let text = ''
   for await (const c of res) text += c
   return JSON.parse(text) as T
+}
+
+export async function adminGetJson<T>(t: AdminTarget, path: string): Promise<T> {
+  return adminJson<T>(t, 'GET', path)
 }

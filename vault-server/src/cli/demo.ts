@@ -1,78 +1,199 @@
 /**
  * `vault-server demo` (what `npm start` runs): a working vault in development
  * mode on the embedded default (LevelDB under .data/demo, self-signed TLS),
- * with a demo brand under a vault-held root, a demo model and its API key,
- * and instructions to provision a device against it.
+ * with a demo brand under a vault-held root, its stores (the base store, a
+ * product store and an ecosystem store run for a partner), a demo model, one
+ * person per role with a development identity provider to log in at, and
+ * instructions to provision a device and to log in.
+ *
+ * Development conveniences, all logged as config.dev_mode: the API key, the
+ * admin token, the people's passwords and personal tokens are kept in clear in
+ * DATA/demo.json (mode 0600); the identity provider runs on loopback only.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { encodeStream, decodeStream, decodeAssertion } from '@sv/shared'
 import { createLogger } from '../logger.js'
-import { openVault, startVault } from '../vault.js'
+import { openVault, startVault, type VaultCore } from '../vault.js'
+import { startDevIdentityProvider } from '../auth/dev-idp.js'
+import { parseListen } from '../http/server.js'
+import { sha256Hex } from '../services/admin/access.js'
+import { newPersonalToken } from '../services/admin/people-ops.js'
+import type { Role } from '../store/store.js'
 import { initCommand, progressTo, resolveConfig, waitForSignal, type GlobalFlags } from './vault-commands.js'
-import { EXIT, type CliIo } from './io.js'
+import { CliError, EXIT, type CliIo } from './io.js'
+
+const BRAND = 'demo-brand'
+const MODEL = 'demo-model'
+
+/** The demo's people: one per role, each in the store that shows the role best. */
+const PEOPLE: Array<{ role: Role; store: string; inheritable: boolean; name: string }> = [
+  { role: 'admin', store: BRAND, inheritable: true, name: 'Ada Admin' },
+  { role: 'publisher', store: 'demo-devices', inheritable: false, name: 'Pat Publisher' },
+  { role: 'collaborator', store: 'demo-devices', inheritable: false, name: 'Cole Collaborator' },
+  { role: 'reviewer', store: BRAND, inheritable: true, name: 'Rae Reviewer' },
+  { role: 'viewer', store: 'demo-partner', inheritable: false, name: 'Vic Viewer' },
+]
+
+interface DemoPerson {
+  email: string
+  role: Role
+  store: string
+  password: string
+  token: string
+  tokenExpiresAt: number
+}
 
 interface DemoState {
   brand: string
   model: string
   apiKey: string
   adminToken: string
+  /** the development identity provider's client secret */
+  idpSecret?: string
+  people?: DemoPerson[]
+  /** serial numbers proposed in the printed instructions (a fresh pair each start) */
+  next?: number
 }
 
-export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean }): Promise<number> {
+const PI_HEADERS = {
+  'display-name': 'Demo Model',
+  architecture: 'arm64',
+  base: 'core22',
+  grade: 'signed',
+  snaps: [
+    { name: 'pi', id: 'YbGa9O3dAXl88YLI6Y1bGG74pwBxZyKg', type: 'gadget', 'default-channel': '22/stable' },
+    { name: 'pi-kernel', id: 'jeIuP6tfFrvAdic8DMWqHmoaoukAPNbJ', type: 'kernel', 'default-channel': '22/stable' },
+  ],
+}
+
+async function readState(path: string): Promise<DemoState | undefined> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch {
+    return undefined
+  }
+  try {
+    return JSON.parse(text) as DemoState
+  } catch (e) {
+    throw new CliError(`${path} is not valid JSON (${(e as Error).message}): remove the demo data directory to start afresh`)
+  }
+}
+
+/** Stores and people of the demo, through the admin service (audited as the host's cli). Idempotent on what exists. */
+async function seedStores(v: VaultCore, state: DemoState): Promise<DemoPerson[]> {
+  const admin = v.services.admin
+  const cred = admin.core.d.access.cliCredential('demo')
+  try {
+    const p = await admin.authenticate({ authorization: `Bearer ${cred.token}`, method: 'POST' })
+    const ctx = { transport: 'cli' }
+    const have = new Set((await admin.people.listStores(p)).map((s) => s.id))
+    if (!have.has('demo-devices')) await admin.people.createStore(p, ctx, { id: 'demo-devices', parent: BRAND, kind: 'product', displayName: 'Demo devices' })
+    if (!have.has('demo-partner')) await admin.people.createStore(p, ctx, { id: 'demo-partner', parent: BRAND, kind: 'ecosystem', displayName: 'Demo partner store', partner: { name: 'Partner Co', relation: 'reseller' }, requirePivotReview: true })
+    const models = new Set((await admin.catalog.listModels(p, ctx, { brandId: BRAND })).map((m) => m.name))
+    if (!models.has('demo-kiosk')) await admin.catalog.createModel(p, ctx, { brandId: BRAND, name: 'demo-kiosk', storeId: 'demo-devices', apiKeys: [state.apiKey], headers: { ...PI_HEADERS, 'display-name': 'Demo Kiosk' } })
+    if (!models.has('demo-partner-gateway')) {
+      await admin.catalog.createModel(p, ctx, { brandId: BRAND, name: 'demo-partner-gateway', storeId: 'demo-partner', apiKeys: [state.apiKey], headers: { ...PI_HEADERS, 'display-name': 'Partner Gateway' } })
+      await admin.logs.allowPivot(p, ctx, 'demo-partner', { fromModel: MODEL, toModel: 'demo-partner-gateway' })
+    }
+    const people: DemoPerson[] = []
+    const now = Date.now()
+    for (const x of PEOPLE) {
+      const email = `${x.role}@demo.example`
+      const old = state.people?.find((q) => q.email === email)
+      await admin.people.setMember(p, ctx, x.store, email, { role: x.role, inheritable: x.inheritable, displayName: x.name })
+      const person = (await v.store.people.getByEmail(email))!
+      // a personal token for the CLI, renewed when it nears its end (a development convenience)
+      let token = old?.token
+      let tokenExpiresAt = old?.tokenExpiresAt ?? 0
+      if (!token || tokenExpiresAt < now + 86_400_000) {
+        token = newPersonalToken()
+        tokenExpiresAt = now + 30 * 86_400_000
+        await v.store.tokens.put({ hash: sha256Hex(token), kind: 'personal', name: 'demo', roles: [], personId: person.id, permissions: ['*'], expiresAt: tokenExpiresAt, createdAt: now })
+      }
+      people.push({ email, role: x.role, store: x.store, password: old?.password ?? `demo-${x.role}-${randomBytes(3).toString('hex')}`, token, tokenExpiresAt })
+    }
+    return people
+  } finally {
+    cred.forget()
+  }
+}
+
+export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; idpListen?: string }): Promise<number> {
   const dataDir = resolve(f.data ?? io.env.VAULT_DATA_DIR ?? '.data/demo')
-  const flags: GlobalFlags = { ...f, data: dataDir, dev: true, listen: f.listen ?? io.env.VAULT_LISTEN ?? '127.0.0.1:8443' }
+  const listenAt = f.listen ?? io.env.VAULT_LISTEN ?? '127.0.0.1:8443'
+  const idpAt = parseListen(f.idpListen ?? '127.0.0.1:8444')
   const statePath = join(dataDir, 'demo.json')
-  let state: DemoState | undefined = await readFile(statePath, 'utf8').then(
-    (t) => JSON.parse(t) as DemoState,
-    () => undefined,
-  )
+  let state = await readState(statePath)
   if (!state) {
     io.err(`vault-server: setting up the demo vault in ${dataDir} (two RSA-4096 keys: a few seconds)\n`)
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
     let initOut = ''
-    await initCommand({ ...io, out: (t) => void (initOut += t) }, { ...flags, json: true })
+    await initCommand({ ...io, out: (t) => void (initOut += t) }, { ...f, data: dataDir, dev: true, json: true })
     const adminToken = (JSON.parse(initOut) as { adminToken: string | null }).adminToken ?? ''
-    const config = resolveConfig(io, flags)
+    const config = resolveConfig(io, { ...f, data: dataDir, dev: true })
     const v = await openVault(config, createLogger('warn', process.stderr as never), { workers: 1, onProgress: progressTo(io) })
     try {
-      await v.services.brands.createBrand({ id: 'demo-brand', displayName: 'Demo Brand' })
-      const { apiKeys } = await v.services.models.create({
-        brandId: 'demo-brand',
-        name: 'demo-model',
-        headers: {
-          'display-name': 'Demo Model',
-          architecture: 'arm64',
-          base: 'core22',
-          grade: 'signed',
-          snaps: [
-            { name: 'pi', id: 'YbGa9O3dAXl88YLI6Y1bGG74pwBxZyKg', type: 'gadget', 'default-channel': '22/stable' },
-            { name: 'pi-kernel', id: 'jeIuP6tfFrvAdic8DMWqHmoaoukAPNbJ', type: 'kernel', 'default-channel': '22/stable' },
-          ],
-        },
-      })
-      state = { brand: 'demo-brand', model: 'demo-model', apiKey: apiKeys[0]!, adminToken }
+      await v.services.brands.createBrand({ id: BRAND, displayName: 'Demo Brand' })
+      const { apiKeys } = await v.services.models.create({ brandId: BRAND, name: MODEL, headers: PI_HEADERS })
+      state = { brand: BRAND, model: MODEL, apiKey: apiKeys[0]!, adminToken }
       const trusted = await v.services.brands.trustExport()
-      const chain = decodeStream(await v.services.brands.trustExport('demo-brand')).filter((a) => a.typeName !== 'account' || a.headerString('account-id') === 'demo-brand')
-      const model = decodeAssertion((await v.services.models.get('demo-brand', 'demo-model')).modelAssertion)
+      const chain = decodeStream(await v.services.brands.trustExport(BRAND)).filter((a) => a.typeName !== 'account' || a.headerString('account-id') === BRAND)
+      const model = decodeAssertion((await v.services.models.get(BRAND, MODEL)).modelAssertion)
       await writeFile(join(dataDir, 'trusted.assert'), trusted)
-      await writeFile(join(dataDir, 'brand-chain.assert'), encodeStream([...chain.filter((a) => a.typeName !== 'account-key' || a.headerString('account-id') === 'demo-brand'), model]))
-      // development convenience only: the demo API key and admin token are kept in clear here (mode 0600)
-      await writeFile(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 })
+      await writeFile(join(dataDir, 'brand-chain.assert'), encodeStream([...chain.filter((a) => a.typeName !== 'account-key' || a.headerString('account-id') === BRAND), model]))
     } finally {
       await v.close()
     }
     io.err('\n')
   }
-  const config = resolveConfig(io, flags)
+  state.idpSecret ??= randomBytes(24).toString('base64url')
+  const publicUrl = `https://${listenAt}`
+  const idpUrl = `http://${idpAt.host}:${idpAt.port}`
+  {
+    // stores, people and their tokens: made once, renewed when needed (also for a demo directory of an older release)
+    const config = resolveConfig(io, { ...f, data: dataDir, dev: true })
+    const v = await openVault(config, createLogger('warn', process.stderr as never), { workers: 1 })
+    try {
+      state.people = await seedStores(v, state)
+    } finally {
+      await v.close()
+    }
+  }
+  state.next = (state.next ?? 0) + 2
+  await writeFile(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 })
+
+  const idp = await startDevIdentityProvider({
+    host: idpAt.host,
+    port: idpAt.port,
+    accounts: state.people.map((p) => ({ email: p.email, password: p.password, name: PEOPLE.find((x) => x.role === p.role)!.name })),
+    clients: [{ clientId: 'serial-vault-demo', clientSecret: state.idpSecret, redirectUris: [`${publicUrl}/v1/auth/callback`] }],
+  }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${idpAt.host}:${idpAt.port} for the demo identity provider: EADDRINUSE (another demo running? see --idp-listen)`, EXIT.UNAVAILABLE)
+    throw e
+  })
+  const config = resolveConfig(io, { ...f, data: dataDir, dev: true, listen: listenAt }, {
+    auth: { publicUrl, oidc: { providers: [{ id: 'demo', displayName: 'Demo identity provider', issuer: idp.issuer, clientId: 'serial-vault-demo', clientSecret: state.idpSecret, allowInsecureHttp: true }] } },
+  })
   const log = createLogger(config.log.level)
-  log.warn({ dataDir }, 'config.dev_mode')
-  const vault = await startVault(config, log)
+  log.warn({ dataDir, idp: idp.issuer }, 'config.dev_mode')
+  let vault
+  try {
+    vault = await startVault(config, log)
+  } catch (e) {
+    await idp.close()
+    throw e
+  }
   const rel = (p: string) => join(dataDir, p)
+  const serialA = `DEMO-${String(state.next - 1).padStart(4, '0')}`
+  const serialB = `DEMO-${String(state.next).padStart(4, '0')}`
+  const cli = 'npm exec --no -- vault-server'
   io.out(
     [
       '',
-      '  Serial vault demo (development mode: self-signed TLS, vault-held root of trust)',
+      '  Serial vault demo (development mode: self-signed TLS, vault-held root of trust, development identity provider)',
       '',
       `  device API   ${vault.url}`,
       `  MQTT         ${vault.mqttUrl ?? 'off'}   (topics serial-vault/v1/request-id and serial-vault/v1/serial)`,
@@ -83,25 +204,35 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean }
       `  brand chain  ${rel('brand-chain.assert')}`,
       '',
       '  Provision a device with the device agent (in another terminal):',
-      `    npx device-agent provision --once --url ${vault.url} --api-key ${state.apiKey} \\`,
-      `      --brand ${state.brand} --model ${state.model} --serial-value DEMO-0001 \\`,
-      `      --ca ${rel('tls/cert.pem')} --trusted ${rel('trusted.assert')} --state-dir /tmp/demo-agent`,
+      `    npm exec --no -- device-agent provision --once --url ${vault.url} --api-key ${state.apiKey} \\`,
+      `      --brand ${state.brand} --model ${state.model} --serial-value ${serialA} \\`,
+      `      --ca ${rel('tls/cert.pem')} --trusted ${rel('trusted.assert')} --state-dir /tmp/demo-agent-${serialA}`,
       '',
       "  or with snapd's own registration client (../shared/snapd-check):",
       `    .cache/snapd-check/snapd-check register --url ${vault.url} --insecure --api-key ${state.apiKey} \\`,
-      `      --brand ${state.brand} --model ${state.model} --serial DEMO-0002 --trusted ${rel('trusted.assert')} --chain ${rel('brand-chain.assert')}`,
+      `      --brand ${state.brand} --model ${state.model} --serial ${serialB} --trusted ${rel('trusted.assert')} --chain ${rel('brand-chain.assert')}`,
       '',
-      '  or by hand:',
-      `    curl --cacert ${rel('tls/cert.pem')} -X POST -H 'api-key: ${state.apiKey}' ${vault.url}request-id`,
+      '  Stores: demo-brand (base) > demo-devices (product, model demo-kiosk), demo-partner (ecosystem for Partner Co,',
+      '  model demo-partner-gateway; pivots from demo-model into it are allowed and wait for a Reviewer)',
       '',
-      `  admin token  ${state.adminToken}`,
+      `  People (log in at ${publicUrl}/v1/auth/login/demo?return=/v1/admin/me with the e-mail and password;`,
+      `  the browser warns about the self-signed certificate first; the identity provider is ${idp.issuer}):`,
+      ...state.people.map((p) => `    ${p.role.padEnd(12)} ${p.email.padEnd(26)} password ${p.password.padEnd(24)} in ${p.store}`),
+      '  or with their personal tokens (30 days), e.g. what the Viewer sees:',
+      `    ${cli} store list --url ${vault.url} --ca ${rel('tls/cert.pem')} --token ${state.people.find((p) => p.role === 'viewer')!.token}`,
+      `    ${cli} role list --store demo-brand --url ${vault.url} --ca ${rel('tls/cert.pem')} --token ${state.people.find((p) => p.role === 'admin')!.token}`,
+      '  tokens of the others are in demo.json',
+      '',
+      `  admin token  ${state.adminToken}   (the operator's break-glass credential)`,
       `  metrics      ${vault.url.replace(/v1\/$/, '')}metrics`,
-      `  signing log  npx vault-server log query --url ${vault.url} --token ${state.adminToken} --ca ${rel('tls/cert.pem')}`,
+      `  signing log  ${cli} log query --url ${vault.url} --token ${state.adminToken} --ca ${rel('tls/cert.pem')}`,
+      `  audit log    ${cli} audit query --url ${vault.url} --token ${state.adminToken} --ca ${rel('tls/cert.pem')}`,
       '  Ctrl-C stops the vault; the data stays in the data directory.',
       '',
     ].join('\n'),
   )
   if (!f.once) await waitForSignal()
   await vault.close()
+  await idp.close()
   return EXIT.OK
 }

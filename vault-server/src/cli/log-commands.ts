@@ -4,6 +4,7 @@
  */
 import { createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
+import type { LogEntryWire } from '@sv/shared'
 import { adminGet, adminGetJson, type AdminTarget } from './admin-client.js'
 import { CliError, EXIT, type CliIo } from './io.js'
 
@@ -36,19 +37,7 @@ function query(f: LogFilterFlags & { limit?: string; order?: string }, extra: Re
   return s ? `?${s}` : ''
 }
 
-interface Entry {
-  id: string
-  time: string
-  outcome: string
-  code?: string
-  brandId?: string
-  model?: string
-  serial?: string
-  deviceKeyId?: string
-  revision?: number
-  clientAddress?: string
-  message?: string
-}
+type Entry = LogEntryWire
 
 export async function logQueryCommand(io: CliIo, f: LogFilterFlags & { url?: string; token?: string; ca?: string; insecure?: boolean; limit?: string; order?: string; all?: boolean; json?: boolean }): Promise<number> {
   const t = target(io, f)

@@ -19,6 +19,7 @@ import { openVault, startVault, type VaultCore } from '../vault.js'
 import { openStore } from '../store/open-store.js'
 import { storeConfig } from '../vault.js'
 import { parseSerialPolicyFlag } from '../services/serial-template.js'
+import { modelView } from '../services/admin/views.js'
 import type { DuplicatePolicy } from '../store/store.js'
 import { CliError, EXIT, type CliIo } from './io.js'
 
@@ -64,7 +65,7 @@ export function resolveConfig(io: CliIo, f: GlobalFlags, extra: Record<string, u
   return loaded.config
 }
 
-function quietLogger(config: VaultConfig): Logger {
+export function quietLogger(config: VaultConfig): Logger {
   return createLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr as never)
 }
 
@@ -138,9 +139,9 @@ export async function initCommand(io: CliIo, f: GlobalFlags & { tlsName?: string
   const store = await openStore(storeConfig(config))
   let token: string | undefined
   try {
-    if (!f.noToken && (await store.listTokens()).length === 0) {
+    if (!f.noToken && (await store.tokens.list()).length === 0) {
       token = newToken()
-      await store.putToken({ hash: hashToken(token), name: 'init', roles: ['admin'], createdAt: Date.now() })
+      await store.tokens.put({ hash: hashToken(token), kind: 'admin', name: 'init', roles: ['admin'], createdAt: Date.now() })
     }
   } finally {
     await store.close()
@@ -220,7 +221,7 @@ export async function keyListCommand(io: CliIo, f: GlobalFlags & { json?: boolea
 
 export async function keySetEnabledCommand(io: CliIo, f: GlobalFlags & { keyId: string }, enabled: boolean): Promise<number> {
   return withVault(io, f, async (v) => {
-    await v.keys.setEnabled(f.keyId, enabled)
+    await v.keys.setEnabled(f.keyId, { enabled })
     io.out(`${f.keyId} ${enabled ? 'enabled' : 'disabled'}\n`)
     return EXIT.OK
   })
@@ -290,8 +291,11 @@ function stringify(v: unknown): unknown {
 
 export async function modelListCommand(io: CliIo, f: GlobalFlags & { brand?: string; json?: boolean }): Promise<number> {
   return withVault(io, f, async (v) => {
-    const models = (await v.services.models.list(f.brand)).map((m) => ({ brand: m.brandId, model: m.name, signingKeyId: m.signingKeyId, serialPolicy: m.serialPolicy, duplicatePolicy: m.duplicatePolicy, apiKeys: m.apiKeyHashes.length, revision: m.revision }))
-    out(io, f.json, { models }, models.map((m) => `${m.brand}/${m.model}\t${m.serialPolicy.kind}\t${m.duplicatePolicy}\tkey ${m.signingKeyId}\n`).join('') || 'no models\n')
+    const models = (await v.services.models.list(f.brand ? { brandId: f.brand } : {})).map((m) => {
+      const view = modelView(m)
+      return { brand: m.brandId, model: m.name, storeId: m.storeId, assertionNamesStore: view.assertionNamesStore, signingKeyId: m.signingKeyId, serialPolicy: m.serialPolicy, duplicatePolicy: m.duplicatePolicy, apiKeys: m.apiKeyHashes.length, revision: m.revision }
+    })
+    out(io, f.json, { models }, models.map((m) => `${m.brand}/${m.model}\tstore ${m.storeId}${m.assertionNamesStore ? '' : ' (assertion not re-signed for it yet)'}\t${m.serialPolicy.kind}\t${m.duplicatePolicy}\tkey ${m.signingKeyId}\n`).join('') || 'no models\n')
     return EXIT.OK
   })
 }
@@ -311,7 +315,7 @@ export async function tokenCreateCommand(io: CliIo, f: GlobalFlags & { name: str
   try {
     const token = newToken()
     const roles = f.role?.length ? f.role : ['admin']
-    await store.putToken({ hash: hashToken(token), name: f.name, roles, createdAt: Date.now() })
+    await store.tokens.put({ hash: hashToken(token), kind: 'admin', name: f.name, roles, createdAt: Date.now() })
     out(io, f.json, { name: f.name, roles, token }, `token ${f.name} (${roles.join(', ')}), shown once:\n  ${token}\n`)
     return EXIT.OK
   } finally {
@@ -323,7 +327,7 @@ export async function tokenListCommand(io: CliIo, f: GlobalFlags & { json?: bool
   const config = resolveConfig(io, f)
   const store = await openStore(storeConfig(config))
   try {
-    const tokens = (await store.listTokens()).map((t) => ({ name: t.name, roles: t.roles, id: t.hash.slice(0, 12), createdAt: new Date(t.createdAt).toISOString() }))
+    const tokens = (await store.tokens.list()).filter((t) => t.revokedAt === undefined).map((t) => ({ name: t.name, roles: t.roles, id: t.hash.slice(0, 12), createdAt: new Date(t.createdAt).toISOString() }))
     out(io, f.json, { tokens }, tokens.map((t) => `${t.id}\t${t.name}\t${t.roles.join(',')}\t${t.createdAt}\n`).join('') || 'no tokens\n')
     return EXIT.OK
   } finally {
@@ -335,9 +339,9 @@ export async function tokenRevokeCommand(io: CliIo, f: GlobalFlags & { id: strin
   const config = resolveConfig(io, f)
   const store = await openStore(storeConfig(config))
   try {
-    const match = (await store.listTokens()).filter((t) => t.hash.startsWith(f.id))
+    const match = (await store.tokens.list()).filter((t) => t.hash.startsWith(f.id) && t.revokedAt === undefined)
     if (match.length !== 1) throw new CliError(match.length === 0 ? `no token with id ${f.id}` : `id ${f.id} is ambiguous`, EXIT.FAILED)
-    await store.deleteToken(match[0]!.hash)
+    await store.tokens.revoke(match[0]!.hash, { at: Date.now(), by: 'cli' })
     io.out(`revoked ${match[0]!.name}\n`)
     return EXIT.OK
   } finally {
