@@ -125,7 +125,7 @@ test('cli: provision takes its serial from the serialport source; the vault logs
   t.is(await run(['provision', '--once', '--config', cfg], a), 0, a.stderr())
   t.regex(a.stderr(), /generating the device key \(RSA-2048\): \d+\.\d s/, 'progress on a terminal')
   t.regex(a.stdout(), /serial JIG-PROV-7/)
-  const binding = await vault.vault.store.getSerialBinding('acme-brand', 'acme-pi-gateway', 'JIG-PROV-7')
+  const binding = await vault.vault.store.registrations.getBinding('acme-brand', 'acme-pi-gateway', 'JIG-PROV-7')
   t.truthy(binding)
   t.true(binding!.serialAssertion.includes('serial-source: "serialport"'))
 })

@@ -247,6 +247,7 @@ export class Provisioner {
 
   async #stepRequestId(): Promise<void> {
     const { client, clock } = this.#d
+    logEvent(this.#log, 'debug', 'provision.step.started', { step: 'request-id' })
     this.#checkClock()
     const cp = this.#cp
     cp.counters.requestIdCalls++
@@ -265,6 +266,7 @@ export class Provisioner {
 
   async #stepSign(): Promise<void> {
     const d = this.#d
+    logEvent(this.#log, 'debug', 'provision.step.started', { step: 'serial-request' })
     const cp = this.#cp
     const key = await this.#ensureKey()
     const detected = await this.#detect()
@@ -296,6 +298,7 @@ export class Provisioner {
 
   async #stepSerial(): Promise<void> {
     const { client, clock } = this.#d
+    logEvent(this.#log, 'debug', 'provision.step.started', { step: 'serial' })
     const cp = this.#cp
     this.#checkClock()
     cp.counters.serialCalls++

@@ -64,11 +64,11 @@ async function finishAndCheck(t: ExecutionContext, serial: string, stateDir: str
   const files = (await readdir(stateDir)).filter((f) => !f.endsWith('.tmp'))
   t.deepEqual(files.sort(), ['chain.assert', 'device-key.pem', 'serial.assert', 'state.json'])
   // the vault: one issuance, bound to this key
-  const entries = (await e2e.vault.vault.store.queryLog({ serial, limit: 100 })).entries
+  const entries = (await e2e.vault.vault.store.signingLog.query({ serial, limit: 100 })).entries
   t.is(entries.filter((e) => e.outcome === 'issued').length, 1, JSON.stringify(entries))
   t.is(entries.filter((e) => e.outcome === 'reissued' || e.outcome === 'refused').length, 0)
   for (const e of entries) t.is(e.deviceKeyId, key!.publicKey.id)
-  const binding = await e2e.vault.vault.store.getSerialBinding('acme-brand', 'acme-pi-gateway', serial)
+  const binding = await e2e.vault.vault.store.registrations.getBinding('acme-brand', 'acme-pi-gateway', serial)
   t.is(binding?.deviceKeyId, key!.publicKey.id)
   t.is(binding?.revision, 1)
   t.is(binding?.serialAssertion.trimEnd(), (await readFile(join(stateDir, 'serial.assert'), 'utf8')).trimEnd())
@@ -86,7 +86,7 @@ PAUSE_POINTS.forEach((point, i) => {
     const stateDir = join(e2e.work, point)
     const key = await killAfter(t, serial, stateDir, point)
     if (point !== 'key-written') t.truthy(key, 'the key exists at every later step')
-    const issuedAtKill = (await e2e.vault.vault.store.queryLog({ serial, outcome: 'issued' })).entries.length
+    const issuedAtKill = (await e2e.vault.vault.store.signingLog.query({ serial, outcome: 'issued' })).entries.length
     // after the vault answered, the issuance is there even though the agent never saved the answer
     t.is(issuedAtKill, ['serial-request-sent', 'serial-received', 'serial-written'].includes(point) ? 1 : 0)
     // killed before the first checkpoint (key-written), the restart finds only the key: not counted as a resume

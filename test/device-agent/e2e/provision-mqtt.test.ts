@@ -52,7 +52,7 @@ async function provisionAndVerify(t: import('ava').ExecutionContext, v: TestVaul
   t.regex(r.stdout, new RegExp(`^provisioned: acme-brand/acme-pi-gateway serial ${serial}`))
   const check = await runSnapdCheck(['verify', '--trusted', v.trusted, '--chain', join(stateDir, 'chain.assert'), join(stateDir, 'serial.assert')])
   t.is(check.code, 0, check.stdout + check.stderr)
-  const log = (await v.vault.store.queryLog({ serial, limit: 10 })).entries
+  const log = (await v.vault.store.signingLog.query({ serial, limit: 10 })).entries
   t.deepEqual(log.map((e) => [e.outcome, e.transport]), [['issued', 'mqtt']])
   t.is(typeof log[0]!.timings?.['request-id-ms'], 'number', 'the agent telemetry reached the log over MQTT too')
 }
@@ -101,7 +101,7 @@ test('mqtt: deployments on one broker are isolated by their topic prefix: a devi
   t.is(r.code, 3, 'no vault listens there: retry later')
   const status = await runAgent(['status', '--json', '--state-dir', stateDir])
   t.regex(status.stdout, /SV_AGENT_VAULT_UNAVAILABLE/)
-  t.deepEqual((await external.vault.store.queryLog({ serial: 'MQ-NOBODY', limit: 10 })).entries, [])
+  t.deepEqual((await external.vault.store.signingLog.query({ serial: 'MQ-NOBODY', limit: 10 })).entries, [])
 })
 
 test('mqtt: an embedded broker with its own topic prefix (three levels) serves an agent using it; its ACL follows the prefix', async (t) => {

@@ -15,7 +15,7 @@ import { ROOT } from '../helpers/fakes.js'
 const e2e = agentE2E('sv-agent-e2e-')
 
 async function logFor(serial: string) {
-  return (await e2e.vault.vault.store.queryLog({ serial, limit: 100 })).entries
+  return (await e2e.vault.vault.store.signingLog.query({ serial, limit: 100 })).entries
 }
 
 function baseArgs(serial: string, stateDir: string): string[] {

@@ -175,7 +175,7 @@ test('retry: 503 with Retry-After: 1 on serial is honoured, then a new request-i
   const retry = r.logs.find((l) => l.msg === 'provision.retry')!
   t.is(retry.waitMs, 1000)
   t.is(retry.serverCode, 'SV_OVERLOADED')
-  const entries = (await e2e.vault.vault.store.queryLog({ serial: 'RETRY-AFTER-1' })).entries
+  const entries = (await e2e.vault.vault.store.signingLog.query({ serial: 'RETRY-AFTER-1' })).entries
   t.is(entries.filter((e) => e.outcome === 'issued').length, 1)
   t.is(entries[0]!.timings?.retries, 1, 'the retry shows in the telemetry the vault logged')
   await verifyWritten(t, stateDir, e2e.vault.trusted)

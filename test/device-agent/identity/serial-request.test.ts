@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { ModelAssertion, SerialRequestAssertion, TrustDb, decodeStream } from '@sv/shared'
 import { buildSerialRequest, formatRequestBody } from '../../../device-agent/src/identity/serial-request.js'
-import { readRequestBody } from '../../../vault-server/src/services/signing-service.js'
+import { readRequestBody } from '../../../vault-server/src/services/registration/request-body.js'
 import { runSnapdCheck } from '../../helpers/snapd-check.js'
 import { SMALL, smallDeviceKey, smallModel } from '../helpers/fakes.js'
 

@@ -11,7 +11,7 @@ import { CheckpointStore, initialCheckpoint } from '../../../device-agent/src/pr
 import { Provisioner, type ProvisionerDeps } from '../../../device-agent/src/provision/provisioner.js'
 import { PAUSE_POINTS, type PausePoint } from '../../../device-agent/src/provision/states.js'
 import type { DeviceKey } from '../../../device-agent/src/identity/device-key.js'
-import { readRequestBody } from '../../../vault-server/src/services/signing-service.js'
+import { readRequestBody } from '../../../vault-server/src/services/registration/request-body.js'
 import { FakeClock, ScriptedVault, captureLog, smallDeviceKey, smallModel, smallTrust } from '../helpers/fakes.js'
 
 interface Context {
@@ -113,7 +113,7 @@ it('provisioner: from scratch to provisioned, one checkpoint per step, files wri
   for (const s of ['key-ready', 'request-id-received', 'request-signed', 'serial-received', 'serial-written', 'provisioned']) t.true(saved.includes(s), s)
   t.deepEqual(
     r.events().filter((e) => e !== 'serial.detected'),
-    ['device_key.generated', 'provision.step.completed', 'provision.step.completed', 'provision.step.completed', 'serial.verified', 'serial.written', 'provision.done'],
+    ['device_key.generated', 'provision.step.started', 'provision.step.completed', 'provision.step.started', 'provision.step.completed', 'provision.step.started', 'provision.step.completed', 'serial.verified', 'serial.written', 'provision.done'],
   )
   // the stream: serial-request then the model; the request is self-signed with the device key
   const [req, model] = decodeStream(r.vault.serialBodies[0]!)
