@@ -13,10 +13,14 @@ export const VECTORS = new URL('../fixtures/snapd-vectors/', import.meta.url).pa
 /**
  * Prepares a vault's store for a benchmark: the vectors' brand (key, account,
  * account-key, trust anchor) and models `${prefix}0` .. `${prefix}${models - 1}`
- * for `apiKey`, through the vault's own services; closed afterwards.
+ * for `apiKey`, through the vault's own services; closed afterwards. With
+ * `vaultRoot`, through the services of the build in that checkout (a
+ * baseline's data directory, in the layout that build writes).
  */
-export async function prepareVault(config: VaultConfig, o: { models: number; prefix: string; apiKey: string }): Promise<void> {
-  const v = await openVault(config, createLogger('silent'), { workers: 1 })
+export async function prepareVault(config: VaultConfig, o: { models: number; prefix: string; apiKey: string; vaultRoot?: string }): Promise<void> {
+  // another build's own code (--baseline): its data layout may differ from ours
+  const open = o.vaultRoot ? ((await import(`${o.vaultRoot}/vault-server/dist/vault.js`)) as { openVault: typeof openVault }).openVault : openVault
+  const v = await open(config, createLogger('silent'), { workers: 1 })
   try {
     await v.services.brands.importBrand({
       pem: await readFile(`${VECTORS}keys/brand.key.pem`, 'utf8'),

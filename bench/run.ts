@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   vault: async () => (await import('./vault.js')).vaultBench,
   scale: async () => (await import('./scale.js')).scaleBench,
   agent: async () => (await import('./agent.js')).agentBench,
+  permissions: async () => (await import('./permissions.js')).permissionsBench,
 }
 
 const argv = process.argv.slice(2)

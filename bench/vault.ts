@@ -81,10 +81,11 @@ type Session = (origin: string, child: ChildProcess) => {
  * process, a warm-up, then 4 and 16 clients. Reports the medians and the
  * ratios current / baseline, and each against the signing ceiling.
  */
-async function compareWithBaseline(o: { baseline: string; brandPem: string; dataDir: string; masterKey: string; session: Session; rounds: number; perPhase: number }): Promise<BenchResult> {
+async function compareWithBaseline(o: { baseline: string; brandPem: string; dataDir: string; baselineDir: string; masterKey: string; session: Session; rounds: number; perPhase: number }): Promise<BenchResult> {
+  // each build on a data directory of its own, prepared by its own code (their layouts may differ)
   const variants = [
-    { name: 'baseline', main: join(o.baseline, 'vault-server/dist/main.js') },
-    { name: 'current', main: join(ROOT, 'vault-server/dist/main.js') },
+    { name: 'baseline', main: join(o.baseline, 'vault-server/dist/main.js'), dir: o.baselineDir },
+    { name: 'current', main: join(ROOT, 'vault-server/dist/main.js'), dir: o.dataDir },
   ]
   const got: Record<string, { at4: number[]; at16: number[]; main16: number[] }> = { baseline: { at4: [], at16: [], main16: [] }, current: { at4: [], at16: [], main16: [] } }
   const ceilingBefore = await signingCeiling(o.brandPem, 3)
@@ -92,7 +93,7 @@ async function compareWithBaseline(o: { baseline: string; brandPem: string; data
     const order = round % 2 === 0 ? variants : [...variants].reverse()
     for (const v of order) {
       const port = 20000 + Math.floor(Math.random() * 20000)
-      const child = await startServe(o.dataDir, o.masterKey, port, v.main)
+      const child = await startServe(v.dir, o.masterKey, port, v.main)
       const origin = `https://127.0.0.1:${port}`
       try {
         const { prepare, closedLoop } = o.session(origin, child)
@@ -168,12 +169,15 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
   // every registration needs its own (model, device key) pair: enough models for the run
   const baselineRounds = arg(argv, '--baseline', '') ? Number(arg(argv, '--rounds', '3')) * 2 * (BASELINE_WARMUP + 2 * Number(arg(argv, '--per-phase', '1500'))) : 0
   const models = Math.ceil(Math.max(registrations + warmup + 2 * roundCount * perRound, baselineRounds) / keysPerModel)
+  const baselineDir = await mkdtemp(join(tmpdir(), 'sv-bench-baseline-'))
   {
-    const config = VaultConfigSchema.parse({ dataDir, masterKey: { value: masterKey }, tls: { plainHttp: true }, log: { level: 'silent' } })
-    await prepareVault(config, { models, prefix: 'bench-', apiKey })
     const { certPem, keyPem } = await generateSelfSigned()
-    await writeFile(join(dataDir, 'cert.pem'), certPem)
-    await writeFile(join(dataDir, 'key.pem'), keyPem, { mode: 0o600 })
+    for (const [dir, root] of [[dataDir, undefined], ...(arg(argv, '--baseline', '') ? [[baselineDir, arg(argv, '--baseline', '')]] : [])] as Array<[string, string | undefined]>) {
+      const config = VaultConfigSchema.parse({ dataDir: dir, masterKey: { value: masterKey }, tls: { plainHttp: true }, log: { level: 'silent' } })
+      await prepareVault(config, { models, prefix: 'bench-', apiKey, ...(root ? { vaultRoot: root } : {}) })
+      await writeFile(join(dir, 'cert.pem'), certPem)
+      await writeFile(join(dir, 'key.pem'), keyPem, { mode: 0o600 })
+    }
   }
   const deviceKeys = Array.from({ length: keysPerModel }, () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -256,7 +260,7 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
   }
 
   const baseline = arg(argv, '--baseline', '')
-  if (baseline) return compareWithBaseline({ baseline, brandPem, dataDir, masterKey, session, rounds: Number(arg(argv, '--rounds', '3')), perPhase: Number(arg(argv, '--per-phase', '1500')) })
+  if (baseline) return compareWithBaseline({ baseline, brandPem, dataDir, baselineDir, masterKey, session, rounds: Number(arg(argv, '--rounds', '3')), perPhase: Number(arg(argv, '--per-phase', '1500')) })
 
   const ceilingBefore = await signingCeiling(brandPem, 3)
   const port = 20000 + Math.floor(Math.random() * 20000)
@@ -353,6 +357,7 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL')
     await rm(dataDir, { recursive: true, force: true })
+    await rm(baselineDir, { recursive: true, force: true })
   }
 }
 
