@@ -4,52 +4,16 @@
  * verdict from `vault-server assertion verify`.
  */
 import test from 'ava'
-import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeStream, SerialRequestAssertion } from '@sv/shared'
+import { runVaultCli, type CliRun as Run } from '../../helpers/cli.js'
 
 const ROOT = new URL('../../../', import.meta.url).pathname
 const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
-const MAIN = join(ROOT, 'vault-server/src/main.ts')
 
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-// At most a few CLI processes at once: tests in a file run concurrently and
-// each process starts Node with the TypeScript loader.
-let running = 0
-const waiting: (() => void)[] = []
-async function slot(): Promise<() => void> {
-  if (running >= 3) await new Promise<void>((r) => waiting.push(r))
-  running++
-  return () => {
-    running--
-    waiting.shift()?.()
-  }
-}
-
-async function cli(args: string[], timeout = 30_000): Promise<Run> {
-  const release = await slot()
-  try {
-    return await spawnCli(args, timeout)
-  } finally {
-    release()
-  }
-}
-
-function spawnCli(args: string[], timeout: number): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', '--conditions=source', MAIN, ...args], { cwd: ROOT, timeout, maxBuffer: 8 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const cli = (args: string[], timeoutMs = 30_000): Promise<Run> => runVaultCli(args, { timeoutMs })
 
 interface Vector {
   file: string

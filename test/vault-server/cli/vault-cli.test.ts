@@ -6,6 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { runVaultCli, VAULT_MAIN as MAIN, type CliOptions, type CliRun } from '../../helpers/cli.js'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,51 +18,10 @@ import { snapdVerify } from '../../helpers/snapd-check.js'
 import { fixtureDeviceKey, generateDeviceKeys, httpRequest, endpoint, registerDevice } from '../../helpers/device.js'
 import { logEntries, serialOf } from '../http/api.js'
 
-const MAIN = join(REPO_ROOT, 'vault-server/src/main.ts')
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-// A few CLI processes at once: tests run concurrently and each process starts
-// Node with the TypeScript loader.
-let running = 0
-const waiting: (() => void)[] = []
-async function slot(): Promise<() => void> {
-  while (running >= 3) await new Promise<void>((r) => waiting.push(r))
-  running++
-  return () => {
-    running--
-    waiting.shift()?.()
-  }
-}
+type Run = CliRun
 
 /** Runs `vault-server ARGS` to its end (bounded) and collects its output. */
-async function cli(args: string[], o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Run> {
-  const release = await slot()
-  try {
-    return await new Promise<Run>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', MAIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')))
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL')
-        reject(new Error(`vault-server ${args.join(' ')}: no exit within ${o.timeoutMs ?? 60_000} ms\n${stdout}\n${stderr}`))
-      }, o.timeoutMs ?? 60_000)
-      child.once('error', reject)
-      child.once('close', (code) => {
-        clearTimeout(timer)
-        resolve({ code, stdout, stderr })
-      })
-    })
-  } finally {
-    release()
-  }
-}
+const cli = (args: string[], o: CliOptions = {}): Promise<Run> => runVaultCli(args, o)
 
 async function tmp(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'sv-cli-'))

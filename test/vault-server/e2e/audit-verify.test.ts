@@ -19,25 +19,11 @@ import { openVault } from '../../../vault-server/src/vault.js'
 import { entryHash } from '../../../vault-server/src/services/admin/audit.js'
 import type { AuditEntry } from '../../../vault-server/src/store/store.js'
 import { REPO_ROOT } from '../../helpers/vectors.js'
+import { runVaultCli } from '../../helpers/cli.js'
 
-const MAIN = join(REPO_ROOT, 'vault-server/src/main.ts')
 const PG_URL = process.env.SV_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', MAIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c))
-    child.stderr.on('data', (c: Buffer) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000)
-    child.once('error', reject)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+const cli = (args: string[], env: Record<string, string>) => runVaultCli(args, { env, timeoutMs: 90_000 })
 
 /** Writes audit entries through the admin service (as the CLI on the host would): a store, three roles. */
 async function writeEntries(env: Record<string, string>, dataDir: string): Promise<void> {
