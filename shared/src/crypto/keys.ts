@@ -10,7 +10,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { VaultError } from '../errors.js'
-import { base64url, bitLength, stripLeadingZeros } from './bytes.js'
+import { base64urlEncode, bitLength, stripLeadingZeros } from './bytes.js'
 import { decodeV1, encodeV1 } from './v1.js'
 import { digest } from './platform.js'
 import { decodePem } from './pem.js'
@@ -52,7 +52,7 @@ export class PublicKey {
     this.e = e
     const body = Buffer.concat([Buffer.from([4]), Buffer.from([0x56, 0x85, 0xc1, 0x80]), Buffer.from([1]), mpi(n), mpi(e)])
     this.v1 = Buffer.concat([Buffer.from([1]), writePacketHeader(TAG_PUBLIC_KEY, body.length), body])
-    this.id = base64url(digest('sha3-384', this.v1))
+    this.id = base64urlEncode(digest('sha3-384', this.v1))
   }
 
   /** Modulus size in bits. */
@@ -68,7 +68,7 @@ export class PublicKey {
 
   /** JWK for WebCrypto import. */
   toJwk(): { kty: 'RSA'; n: string; e: string } {
-    return { kty: 'RSA', n: base64url(this.n), e: base64url(this.e) }
+    return { kty: 'RSA', n: base64urlEncode(this.n), e: base64urlEncode(this.e) }
   }
 
   equals(other: PublicKey): boolean {
