@@ -97,7 +97,7 @@ export async function codecBench(argv: string[]): Promise<BenchResult> {
   // decoded-key cache). The serials are laid out with the encoder and carry
   // one real signature: decoding does not verify signatures.
   const sig = serials[0]!.signature
-  const parts: Buffer[] = []
+  const parts: Uint8Array[] = []
   for (let i = 0; i < 10_000; i++) {
     const n = randomBytes(512)
     n[0]! |= 0x80

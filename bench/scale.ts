@@ -215,7 +215,7 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
         if (Math.floor(serialNo / KEYS) >= models) throw new Error('out of models: raise `models`')
         const sreq = await signAssertion('serial-request', { 'brand-id': 'acme-brand', model, 'request-id': ids[i]!, 'device-key': signer.publicKey.encode(), serial: `B${serialNo}` }, `serial: B${serialNo}\n`, signer)
         serialNo++
-        bodies.push(encodeStream([sreq]))
+        bodies.push(Buffer.from(encodeStream([sreq])))
       }
       return bodies
     }

@@ -207,7 +207,7 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
           signer,
         )
         serialNo++
-        bodies.push(encodeStream([sreq]))
+        bodies.push(Buffer.from(encodeStream([sreq])))
       }
       return { bodies }
     }

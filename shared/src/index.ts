@@ -1,7 +1,7 @@
 /**
  * @sv/shared: the snapd-compatible assertion codec, crypto and protocol types
  * used by the vault and the device agent. No I/O: runs unchanged on a
- * Raspberry Pi and in the vault.
+ * Raspberry Pi and in the vault. Bytes are plain Uint8Arrays.
  */
 export { ERRORS, VaultError, isVaultError, isErrorCode, toErrorBody, type ErrorCode, type ErrorSpec, type ErrorBody, type VaultErrorOptions } from './errors.js'
 
@@ -27,6 +27,19 @@ export { pkcs1ToPkcs8, pkcs8ToPkcs1 } from './crypto/der.js'
 export { getWebCrypto, digest, type DigestName } from './crypto/platform.js'
 export { generateRsaPkcs8, KeyGenerationError, type GenerateRsaPkcs8Options } from './crypto/keygen.js'
 export { startWorkerBeside } from './crypto/start-worker.js'
+export {
+  utf8Encode,
+  utf8Decode,
+  isUtf8,
+  base64Encode,
+  base64Decode,
+  base64urlEncode,
+  base64urlDecode,
+  hexEncode,
+  hexDecode,
+  concatBytes,
+  bytesEqual,
+} from './crypto/bytes.js'
 
 // protocol
 export { normaliseSerial, validateSerial, SERIAL_PATTERN, SERIAL_MAX_LENGTH, type SerialInvalidReason } from './protocol/serial-number.js'

@@ -180,7 +180,7 @@ export function signSerialRequest(i: SerialRequestInput): Promise<Assertion> {
  * assertion, separated as snapd's asserts.Encoder does (one blank line).
  */
 export async function serialRequestStream(i: SerialRequestInput & { modelAssertion?: string | Buffer }): Promise<Buffer> {
-  const req = (await signSerialRequest(i)).encode()
+  const req = Buffer.from((await signSerialRequest(i)).encode())
   return joinStream([req, ...(i.modelAssertion === undefined ? [] : [Buffer.from(i.modelAssertion)])])
 }
 

@@ -30,8 +30,9 @@ export function getWebCrypto(): Crypto {
 
 export type DigestName = 'sha256' | 'sha384' | 'sha512' | 'sha3-384'
 
-export function digest(name: DigestName, ...parts: Uint8Array[]): Buffer {
+export function digest(name: DigestName, ...parts: Uint8Array[]): Uint8Array {
   const h = createHash(name)
   for (const p of parts) h.update(p)
-  return h.digest()
+  const d = h.digest()
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
 }

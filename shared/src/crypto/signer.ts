@@ -20,7 +20,7 @@ export interface AssertionSigner {
 
 export interface LoadedPrivateKey {
   /** PKCS#8 DER of the RSA private key (sensitive: never log, never send). */
-  pkcs8: Buffer
+  pkcs8: Uint8Array
   publicKey: PublicKey
 }
 
@@ -83,11 +83,12 @@ export class NodeKeySigner implements AssertionSigner {
   }
 
   async sign(data: Uint8Array): Promise<Uint8Array> {
-    return nodeSign('sha512', data, this.#key)
+    const sig = nodeSign('sha512', data, this.#key)
+    return new Uint8Array(sig.buffer, sig.byteOffset, sig.length)
   }
 
   static fromPkcs8(pkcs8: Uint8Array, publicKey: PublicKey): NodeKeySigner {
-    return new NodeKeySigner(createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' }), publicKey)
+    return new NodeKeySigner(createPrivateKey({ key: Buffer.from(pkcs8.buffer, pkcs8.byteOffset, pkcs8.byteLength), format: 'der', type: 'pkcs8' }), publicKey)
   }
 
   static fromPem(pem: string): NodeKeySigner {

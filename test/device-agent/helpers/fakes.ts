@@ -124,7 +124,7 @@ export class ScriptedVault implements VaultClient {
       await smallBrandSigner(),
     )
     this.issued++
-    const out = encodeStream([serial])
+    const out = Buffer.from(encodeStream([serial]))
     if (Object.keys(overrides).length === 0) this.#byRequest.set(key, out)
     return out
   }

@@ -31,7 +31,8 @@ export interface GenerateRsaKeyOptions {
 export function generateRsaKey(bits = 4096, options: GenerateRsaKeyOptions = {}): Promise<GeneratedKey> {
   const { progressIntervalMs = 250, ...rest } = options
   return generateRsaPkcs8(bits, { ...rest, progressIntervalMs }).then(
-    (pkcs8) => {
+    (der) => {
+      const pkcs8 = Buffer.from(der.buffer, der.byteOffset, der.byteLength)
       try {
         const jwk = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' })
         return { pkcs8, publicKey: PublicKey.fromRsa({ n: Buffer.from(jwk.n!, 'base64url'), e: Buffer.from(jwk.e!, 'base64url') }) }

@@ -33,6 +33,7 @@ import {
   type Assertion,
   type AssertionSigner,
 } from '@sv/shared'
+import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import type { KeyStore, SigningKeyInfo } from '../keys/keystore.js'
 import type { BrandRecord, VaultStore } from '../store/store.js'
@@ -119,7 +120,7 @@ export class BrandService {
   }
 
   #signAccount(signer: AssertionSigner, authority: string, accountId: string, displayName: string, now: number): Promise<string> {
-    return signAssertion('account', { 'authority-id': authority, 'account-id': accountId, 'display-name': displayName, username: accountId, validation: 'verified', timestamp: formatRfc3339(now) }, undefined, signer).then((a) => a.encode().toString('utf8'))
+    return signAssertion('account', { 'authority-id': authority, 'account-id': accountId, 'display-name': displayName, username: accountId, validation: 'verified', timestamp: formatRfc3339(now) }, undefined, signer).then((a) => a.text())
   }
 
   #signAccountKey(signer: AssertionSigner, authority: string, accountId: string, name: string, key: PublicKey, now: number): Promise<string> {
@@ -128,7 +129,7 @@ export class BrandService {
       { 'authority-id': authority, 'account-id': accountId, name, 'public-key-sha3-384': key.id, since: formatRfc3339(now - DAY) },
       key.encode(),
       signer,
-    ).then((a) => a.encode().toString('utf8'))
+    ).then((a) => a.text())
   }
 
   /** A new brand under the vault root, with a new signing key. SV_BRAND_EXISTS. */
@@ -195,9 +196,9 @@ export class BrandService {
       }
     }
     const existing = await this.#store.getBrand(account.accountId)
-    const key = await this.#keys.importKey({ pem: input.pem, accountId: account.accountId, purpose: 'brand', name: accountKey.name || 'default', accountKeyAssertion: accountKey.encode().toString('utf8') })
+    const key = await this.#keys.importKey({ pem: input.pem, accountId: account.accountId, purpose: 'brand', name: accountKey.name || 'default', accountKeyAssertion: accountKey.text() })
     if (existing) return { brand: existing, key }
-    const brand: BrandRecord = { id: account.accountId, displayName: account.displayName, origin: 'imported', accountAssertion: account.encode().toString('utf8'), createdAt: this.#now() }
+    const brand: BrandRecord = { id: account.accountId, displayName: account.displayName, origin: 'imported', accountAssertion: account.text(), createdAt: this.#now() }
     await this.#store.createBrand(brand)
     return { brand, key }
   }
@@ -232,6 +233,6 @@ export class BrandService {
       for (const k of await this.#keys.listKeys(brandId)) parts.push(decodeAssertion(k.accountKeyAssertion))
     }
     if (parts.length === 0) throw new VaultError('SV_BRAND_UNKNOWN', 'this vault has no root authority yet (create a brand first)', { details: {} })
-    return encodeStream(parts)
+    return Buffer.from(encodeStream(parts))
   }
 }

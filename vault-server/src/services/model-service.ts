@@ -147,7 +147,7 @@ export class ModelService {
       serialPolicy,
       duplicatePolicy: m.duplicatePolicy ?? 'refuse',
       modelHeaders: stripManaged(assertion.headers),
-      modelAssertion: assertion.encode().toString('utf8'),
+      modelAssertion: assertion.text(),
       revision: 0,
       createdAt: now,
       updatedAt: now,
@@ -176,7 +176,7 @@ export class ModelService {
       const { timestamp: _t, ...rest } = (change.headers ?? cur.modelHeaders) as Record<string, HeaderValue>
       const a = await this.#signModel(brandId, name, keyId, rest, cur.revision + 1)
       next.modelHeaders = stripManaged(a.headers)
-      next.modelAssertion = a.encode().toString('utf8')
+      next.modelAssertion = a.text()
       next.revision = cur.revision + 1
     }
     await this.#store.updateModel(next)

@@ -35,6 +35,7 @@ import {
   formatRfc3339,
   normaliseSerial,
   signAssertion,
+  utf8Decode,
   validateSerial,
   verifySignature,
   type Assertion,
@@ -93,9 +94,9 @@ const MAX_TIMINGS = 32
  * lines, `telemetry:` with indented `name: number` lines) is read line by
  * line; anything else goes through the YAML parser.
  */
-export function readRequestBody(body: Buffer): { serial?: string; timings?: Record<string, number> } {
+export function readRequestBody(body: Uint8Array): { serial?: string; timings?: Record<string, number> } {
   if (body.length === 0 || body.length > MAX_BODY_YAML) return {}
-  const text = body.toString('utf8')
+  const text = utf8Decode(body)
   return readFlatBody(text) ?? readYamlBody(text)
 }
 
@@ -363,7 +364,7 @@ export class SigningService {
         serial,
         deviceKeyId: req.deviceKey.id,
         revision,
-        serialAssertion: serialA.encode().toString('utf8'),
+        serialAssertion: serialA.text(),
         requestId: req.requestId,
         issuedAt: now,
         released: false,
