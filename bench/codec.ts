@@ -12,7 +12,8 @@ import { createPrivateKey, createPublicKey, sign as rawSign, verify as rawVerify
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { Buffer } from 'node:buffer'
-import { NodeKeySigner, WebCryptoSigner, decodeStream, formatContent, signAssertion, verifySignature, PublicKey, ASSERTION_TYPES, type Assertion } from '@sv/shared'
+import { decodeStream, formatContent, signAssertion, verifySignature, PublicKey, ASSERTION_TYPES, type Assertion } from '@sv/shared'
+import { NodeKeySigner, WebCryptoSigner } from '@sv/shared/node'
 import { randomBytes } from 'node:crypto'
 import { arg, median, report, type BenchResult } from './lib.js'
 

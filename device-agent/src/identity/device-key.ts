@@ -11,7 +11,8 @@
 import { Buffer } from 'node:buffer'
 import { chmod, stat } from 'node:fs/promises'
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { KeyGenerationError, NodeKeySigner, PublicKey, encodePem, generateRsaPkcs8, isVaultError, loadPrivateKeyPem, type AssertionSigner } from '@sv/shared'
+import { PublicKey, encodePem, isVaultError, loadPrivateKeyPem, type AssertionSigner } from '@sv/shared'
+import { KeyGenerationError, NodeKeySigner, generateRsaPkcs8 } from '@sv/shared/node'
 import { AgentError } from '../errors.js'
 import { readFileBounded, writeFileAtomic } from '../fs/atomic-write.js'
 

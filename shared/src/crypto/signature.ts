@@ -15,8 +15,7 @@ import { VaultError } from '../errors.js'
 import { concatBytes, hexEncode, readUint16be, readUint32be, uint16be, uint32be } from './bytes.js'
 import { decodeV1, encodeV1 } from './v1.js'
 import { readPacket, writePacketHeader } from './packet.js'
-import { constants, createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto'
-import { digest, type DigestName } from './platform.js'
+import { digest, getCryptoPlatform, type RsaDigestName } from './platform.js'
 import type { PublicKey } from './keys.js'
 import type { AssertionSigner } from './signer.js'
 
@@ -25,7 +24,7 @@ const HASH_SHA512 = 10
 
 /** OpenPGP hash ids that exist (RFC 4880 §9.4); only some are accepted. */
 const HASH_NAMES: Record<number, string> = { 1: 'MD5', 2: 'SHA-1', 3: 'RIPEMD-160', 8: 'SHA-256', 9: 'SHA-384', 10: 'SHA-512', 11: 'SHA-224' }
-const ACCEPTED: Record<number, DigestName> = { 8: 'sha256', 9: 'sha384', 10: 'sha512' }
+const ACCEPTED: Record<number, RsaDigestName> = { 8: 'sha256', 9: 'sha384', 10: 'sha512' }
 
 export interface ParsedSignature {
   version: number
@@ -149,20 +148,6 @@ const TRAILER_HEAD = new Uint8Array([0x04, 0xff])
 const CREATION_TIME_SUBPACKET = new Uint8Array([0x05, 0x02])
 const NO_UNHASHED = new Uint8Array([0x00, 0x00])
 
-// Verification uses node:crypto with a KeyObject cached per key: measured in
-// bench/codec.ts, WebCrypto through @peculiar/webcrypto re-parses the key on
-// every call and verifies at about a quarter of the raw rate.
-const verifyKeys = new WeakMap<PublicKey, KeyObject>()
-
-function verifyKey(key: PublicKey): KeyObject {
-  let k = verifyKeys.get(key)
-  if (!k) {
-    k = createPublicKey({ key: key.toJwk(), format: 'jwk' })
-    verifyKeys.set(key, k)
-  }
-  return k
-}
-
 /**
  * Verifies `signature` (v1 text) over `content` with `key`. Throws
  * SV_SIGNATURE_INVALID (tampered, wrong key) or SV_SIGNATURE_UNSUPPORTED
@@ -185,7 +170,9 @@ export async function verifySignature(content: Uint8Array, signature: string | U
     throw new VaultError('SV_SIGNATURE_INVALID', 'failed signature verification: openpgp: invalid signature: RSA verification failure', { details: { reason: 'signature longer than modulus' } })
   }
   if (value.length < k) value = concatBytes([new Uint8Array(k - value.length), value])
-  const ok = nodeVerify(alg, data, { key: verifyKey(key), padding: constants.RSA_PKCS1_PADDING }, value)
+  // The platform verifies (getCryptoPlatform: node:crypto with a cached
+  // KeyObject once @sv/shared/node is imported, WebCrypto otherwise).
+  const ok = await getCryptoPlatform().verifyRsaPkcs1(alg, key, data, value)
   if (!ok) {
     throw new VaultError('SV_SIGNATURE_INVALID', 'failed signature verification: openpgp: invalid signature: RSA verification failure', { details: { reason: 'RSA verification failure' } })
   }

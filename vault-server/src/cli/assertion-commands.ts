@@ -13,7 +13,6 @@ import {
   SerialRequestAssertion,
   TrustDb,
   VaultError,
-  WebCryptoSigner,
   decodeStreamPartial,
   formatRfc3339,
   parseRfc3339,
@@ -24,6 +23,7 @@ import {
   type HeadersInput,
   utf8Decode,
 } from '@sv/shared'
+import { WebCryptoSigner } from '@sv/shared/node'
 import { CliError, EXIT, type CliIo } from './io.js'
 
 const MAX_INPUT = 16 * 1024 * 1024

@@ -1,11 +1,12 @@
 /**
  * RSA key generation for the vault's own keys (root and brand keys): the
- * shared worker-thread generator (@sv/shared generateRsaPkcs8, which explains
- * why a worker), plus the public key, with failures as SV_INTERNAL.
+ * shared worker-thread generator (@sv/shared/node generateRsaPkcs8, which
+ * explains why a worker), plus the public key, with failures as SV_INTERNAL.
  */
 import { Buffer } from 'node:buffer'
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { KeyGenerationError, PublicKey, VaultError, generateRsaPkcs8 } from '@sv/shared'
+import { PublicKey, VaultError } from '@sv/shared'
+import { KeyGenerationError, generateRsaPkcs8 } from '@sv/shared/node'
 
 export interface GeneratedKey {
   /** PKCS#8 DER of the private key (sensitive: seal it, zero it, never log it). */
