@@ -12,7 +12,11 @@
  * and Buffer's base64 and indexOf are native. Elsewhere the portable
  * implementations below run. Both give the same results for every input
  * (test/shared/crypto/bytes.test.ts compares them on random inputs), and every
- * result is a plain Uint8Array, never a Buffer, whichever path made it.
+ * result is a plain Uint8Array, never a Buffer, whichever path made it. On
+ * Node a small result may be a view into Buffer's shared 8 KiB pool (Buffer's
+ * own results are, and allocating from the pool halves the cost of a concat
+ * of a few hundred bytes): use `byteOffset` and `byteLength` with `.buffer`,
+ * never `.buffer` alone.
  */
 
 /** The byte codecs, one implementation of each. Inputs of the base64 and hex decoders are already validated. */
@@ -27,6 +31,8 @@ export interface ByteCodecs {
   hexEncode(b: Uint8Array): string
   indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number
   lastIndexOf(hay: Uint8Array, needle: Uint8Array): number
+  /** `n` bytes of any content, to be overwritten entirely */
+  allocUninitialised(n: number): Uint8Array
 }
 
 // ---- portable implementations (browsers, and any runtime without Buffer)
@@ -130,6 +136,7 @@ export const portableCodecs: ByteCodecs = {
   hexEncode: hexEncodePortable,
   indexOf: indexOfPortable,
   lastIndexOf: lastIndexOfPortable,
+  allocUninitialised: (n) => new Uint8Array(n),
 }
 
 // ---- Node's Buffer, when the runtime has one (looked up, never imported)
@@ -141,6 +148,7 @@ interface BufferView extends Pick<Uint8Array, 'buffer' | 'byteOffset' | 'byteLen
   lastIndexOf(value: Uint8Array): number
 }
 interface BufferStatic {
+  allocUnsafe(size: number): BufferView
   from(data: ArrayBufferLike, byteOffset: number, length: number): BufferView
   from(data: string, encoding: 'utf8' | 'base64' | 'base64url'): BufferView
 }
@@ -159,6 +167,7 @@ function bufferCodecsOf(B: BufferStatic): ByteCodecs {
     hexEncode: (b) => view(b).toString('hex'),
     indexOf: (hay, needle, from) => (needle.length === 0 ? Math.min(Math.max(from, 0), hay.length) : view(hay).indexOf(needle, Math.max(from, 0))),
     lastIndexOf: (hay, needle) => (needle.length === 0 ? hay.length : view(hay).lastIndexOf(needle)),
+    allocUninitialised: (n) => plain(B.allocUnsafe(n)),
   }
 }
 
@@ -271,11 +280,16 @@ export function lastIndexOfBytes(hay: Uint8Array, needle: Uint8Array): number {
   return codecs.lastIndexOf(hay, needle)
 }
 
+/** `n` bytes of unspecified content, for a caller that overwrites every one (pooled on Node). */
+export function uninitialisedBytes(n: number): Uint8Array {
+  return codecs.allocUninitialised(n)
+}
+
 /** The parts one after the other, in a new array. */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let len = 0
   for (const p of parts) len += p.length
-  const out = new Uint8Array(len)
+  const out = codecs.allocUninitialised(len)
   let off = 0
   for (const p of parts) {
     out.set(p, off)
@@ -293,7 +307,9 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 /** A copy as a plain Uint8Array (of a Buffer too, whose own slice() is a view). */
 export function copyBytes(b: Uint8Array): Uint8Array {
-  return new Uint8Array(b)
+  const out = codecs.allocUninitialised(b.length)
+  out.set(b)
+  return out
 }
 
 /** Big-endian bytes without leading zero bytes (an empty array stays empty). */

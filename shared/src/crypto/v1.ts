@@ -3,7 +3,7 @@
  * base64std( 0x01 || one OpenPGP packet ), wrapped at 76 columns with LF.
  */
 import { VaultError } from '../errors.js'
-import { base64Decode, base64Encode, concatBytes, latin1Decode, utf8Encode } from './bytes.js'
+import { base64Decode, base64Encode, concatBytes, latin1Decode, uninitialisedBytes, utf8Encode } from './bytes.js'
 
 const LINE = 76
 const VERSION_1 = new Uint8Array([1])
@@ -47,7 +47,7 @@ export function decodeV1(text: string | Uint8Array, kind: string): Uint8Array {
  */
 function withoutLineBreaks(text: string | Uint8Array): string {
   const src = typeof text === 'string' ? utf8Encode(text) : text
-  const out = new Uint8Array(src.length)
+  const out = uninitialisedBytes(src.length)
   let n = 0
   for (let i = 0; i < src.length; i++) {
     const c = src[i]!

@@ -213,6 +213,12 @@ test('bytes: concat, equality, copies and big-endian numbers', (t) => {
     fc.property(fc.array(fc.uint8Array({ maxLength: 20 }), { maxLength: 6 }), (parts) => Buffer.concat(parts).equals(concatBytes(parts))),
     RUNS,
   )
+  plain(t, concatBytes([new Uint8Array([1]), new Uint8Array([2])]), 'concatBytes')
+  for (const [, c] of paths) {
+    const u = c.allocUninitialised(700)
+    plain(t, u, `${c.name} allocUninitialised`)
+    t.is(u.length, 700)
+  }
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 4, maxLength: 8 }), fc.nat(4), (b, off) => {
       const buf = Buffer.from(b)
