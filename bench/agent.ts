@@ -108,7 +108,7 @@ export async function agentBench(argv: string[]): Promise<BenchResult> {
   const idleLag = await withLagProbe(() => new Promise((r) => setTimeout(r, 2000)))
   const keygenMs: number[] = []
   const lagMs: number[] = []
-  const keys: Buffer[] = []
+  const keys: Uint8Array[] = []
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now()
     lagMs.push(await withLagProbe(async () => void keys.push(await generateKeyPkcs8(4096))))

@@ -5,6 +5,9 @@
  *     interleaved so both see the same machine state. Goal: overhead <= 5%.
  *  2. verify: verifySignature of a serial against raw crypto.verify.
  *  3. decode: a 10,000-assertion stream (serial assertions), assertions/s and MB/s.
+ *  Verify and decode also run once on the portable crypto platform (@noble
+ *  digests, WebCrypto verification: what a browser gets), for information;
+ *  everything else runs on @sv/shared/node's, as the vault and the agent do.
  *
  *   npm run bench -- codec [--rounds N] [--per-round N]
  */
@@ -12,7 +15,8 @@ import { createPrivateKey, createPublicKey, sign as rawSign, verify as rawVerify
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { Buffer } from 'node:buffer'
-import { NodeKeySigner, WebCryptoSigner, decodeStream, formatContent, signAssertion, verifySignature, PublicKey, ASSERTION_TYPES, type Assertion } from '@sv/shared'
+import { decodeStream, formatContent, setCryptoPlatform, signAssertion, verifySignature, webCryptoPlatform, PublicKey, ASSERTION_TYPES, type Assertion } from '@sv/shared'
+import { NodeKeySigner, WebCryptoSigner } from '@sv/shared/node'
 import { randomBytes } from 'node:crypto'
 import { arg, median, report, type BenchResult } from './lib.js'
 
@@ -90,6 +94,26 @@ export async function codecBench(argv: string[]): Promise<BenchResult> {
   }
   const verifyMs = median(vCodec)
   const rawVerifyMs = median(vRaw)
+  const portable = async <T>(fn: () => Promise<T> | T): Promise<T> => {
+    const prev = setCryptoPlatform(webCryptoPlatform)
+    try {
+      return await fn()
+    } finally {
+      setCryptoPlatform(prev)
+    }
+  }
+  const vPortable: number[] = []
+  await portable(async () => {
+    for (let r = 0; r < Math.min(rounds, 10); r++) {
+      const t0 = performance.now()
+      for (let i = 0; i < 200; i++) {
+        const s = serials[i % serials.length]!
+        await verifySignature(s.content, s.signature, brandKey)
+      }
+      vPortable.push((performance.now() - t0) / 200)
+    }
+  })
+  const verifyPortableMs = median(vPortable)
 
   // decode a 10,000-assertion stream of distinct serials, each with its own
   // 4096-bit device key (random odd moduli: decoding does not check that a
@@ -97,7 +121,7 @@ export async function codecBench(argv: string[]): Promise<BenchResult> {
   // decoded-key cache). The serials are laid out with the encoder and carry
   // one real signature: decoding does not verify signatures.
   const sig = serials[0]!.signature
-  const parts: Buffer[] = []
+  const parts: Uint8Array[] = []
   for (let i = 0; i < 10_000; i++) {
     const n = randomBytes(512)
     n[0]! |= 0x80
@@ -120,6 +144,11 @@ export async function codecBench(argv: string[]): Promise<BenchResult> {
     if (got.length !== 10_000) throw new Error('decode lost assertions')
   }
   const decodeMs = median(dTimes)
+  const decodePortableMs = await portable(() => {
+    const t0 = performance.now()
+    if (decodeStream(stream).length !== 10_000) throw new Error('decode lost assertions')
+    return performance.now() - t0
+  })
 
   return report('codec', [
     { metric: 'sign serial, codec (RSA-4096 SHA-512, NodeKeySigner)', value: 1000 / codecMs, unit: 'signs/s' },
@@ -130,7 +159,9 @@ export async function codecBench(argv: string[]): Promise<BenchResult> {
     { metric: 'verify serial, codec', value: 1000 / verifyMs, unit: 'verifies/s' },
     { metric: 'verify, raw crypto.verify', value: 1000 / rawVerifyMs, unit: 'verifies/s' },
     { metric: 'codec verify / raw verify throughput', value: rawVerifyMs / verifyMs, unit: 'ratio' },
+    { metric: 'verify serial, portable platform (WebCrypto; information)', value: 1000 / verifyPortableMs, unit: 'verifies/s' },
     { metric: 'decode 10,000-assertion stream', value: 10_000 / (decodeMs / 1000), unit: 'assertions/s' },
     { metric: 'decode 10,000-assertion stream', value: stream.length / 1e6 / (decodeMs / 1000), unit: 'MB/s' },
+    { metric: 'decode 10,000-assertion stream, portable platform (@noble SHA3 key ids; information)', value: 10_000 / (decodePortableMs / 1000), unit: 'assertions/s' },
   ], { rounds, perRound, streamBytes: stream.length })
 }

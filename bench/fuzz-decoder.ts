@@ -31,7 +31,8 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { Buffer } from 'node:buffer'
-import { MAX_BODY_SIZE, MAX_HEADERS_SIZE, MAX_SIGNATURE_SIZE, TrustDb, VaultError, decodeAssertion, decodeStream, isErrorCode, startWorkerBeside, type Assertion } from '@sv/shared'
+import { MAX_BODY_SIZE, MAX_HEADERS_SIZE, MAX_SIGNATURE_SIZE, TrustDb, VaultError, decodeAssertion, decodeStream, isErrorCode, type Assertion } from '@sv/shared'
+import { startWorkerBeside } from '@sv/shared/node'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const VECTORS = path.join(ROOT, 'fixtures', 'snapd-vectors')
@@ -514,7 +515,7 @@ async function workerMain(data: WorkerInput): Promise<void> {
   parentPort!.postMessage({ report: { ...report, violations: report.violations.map((v) => ({ ...v, input: v.input.toString('base64') })) } })
 }
 
-/** This file in a worker thread (from source, as the bench runs: see @sv/shared startWorkerBeside). */
+/** This file in a worker thread (from source, as the bench runs: see @sv/shared/node startWorkerBeside). */
 function startSelfWorker(data: WorkerInput): Worker {
   return startWorkerBeside(import.meta.url, path.basename(fileURLToPath(import.meta.url)).replace(/\.[jt]s$/, ''), { workerData: data })
 }

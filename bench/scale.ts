@@ -45,7 +45,8 @@ import { Buffer } from 'node:buffer'
 import { Pool } from 'undici'
 import pg from 'pg'
 import mqtt, { type MqttClient } from 'mqtt'
-import { NodeKeySigner, encodeStream, replyFilter, requestTopic, signAssertion } from '@sv/shared'
+import { encodeStream, replyFilter, requestTopic, signAssertion } from '@sv/shared'
+import { NodeKeySigner } from '@sv/shared/node'
 import { VaultConfigSchema } from '../vault-server/src/config.js'
 import { generateSelfSigned } from '../vault-server/src/tls.js'
 import { VECTORS, arg, median, prepareVault, processCpuMs, report, signingCeiling, type BenchResult, type Metric } from './lib.js'
@@ -215,7 +216,7 @@ export async function scaleBench(argv: string[]): Promise<BenchResult> {
         if (Math.floor(serialNo / KEYS) >= models) throw new Error('out of models: raise `models`')
         const sreq = await signAssertion('serial-request', { 'brand-id': 'acme-brand', model, 'request-id': ids[i]!, 'device-key': signer.publicKey.encode(), serial: `B${serialNo}` }, `serial: B${serialNo}\n`, signer)
         serialNo++
-        bodies.push(encodeStream([sreq]))
+        bodies.push(Buffer.from(encodeStream([sreq])))
       }
       return bodies
     }

@@ -28,7 +28,8 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Buffer } from 'node:buffer'
 import { Pool } from 'undici'
-import { NodeKeySigner, encodeStream, signAssertion } from '@sv/shared'
+import { encodeStream, signAssertion } from '@sv/shared'
+import { NodeKeySigner } from '@sv/shared/node'
 import { VaultConfigSchema } from '../vault-server/src/config.js'
 import { generateSelfSigned } from '../vault-server/src/tls.js'
 import { VECTORS, arg, median, percentile, prepareVault, processCpuMs, report, threadCpuSplit, signingCeiling, type BenchResult, type Metric } from './lib.js'
@@ -211,7 +212,7 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
           signer,
         )
         serialNo++
-        bodies.push(encodeStream([sreq]))
+        bodies.push(Buffer.from(encodeStream([sreq])))
       }
       return { bodies }
     }

@@ -20,6 +20,9 @@ import { readFile, rm } from 'node:fs/promises'
 import { arch, release } from 'node:os'
 import { pathToFileURL } from 'node:url'
 import { ModelAssertion, decodeStream, isVaultError, setPath, type Assertion, type ConfigTree } from '@sv/shared'
+// Installs node:crypto as the codec's crypto platform (the fast path; the
+// main entry alone runs on @noble/hashes and WebCrypto).
+import '@sv/shared/node'
 import { AgentError, EXIT, isAgentError } from './errors.js'
 import { agentPaths, loadAgentConfig, normalisePin, printableConfig, setYamlParser, type AgentConfig, type ConfigPurpose } from './config.js'
 import { createLogger, logEvent, type Logger } from './logger.js'

@@ -1,7 +1,13 @@
 /**
  * @sv/shared: the snapd-compatible assertion codec, crypto and protocol types
- * used by the vault and the device agent. No I/O: runs unchanged on a
- * Raspberry Pi and in the vault.
+ * used by the vault, the device agent and the dashboard. No I/O and no Node
+ * module (test/architecture.test.ts holds it to that): runs unchanged on a
+ * Raspberry Pi, in the vault and in a browser. Bytes are Uint8Arrays.
+ *
+ * Crypto runs on a platform (setCryptoPlatform): @noble/hashes and WebCrypto
+ * by default; Node processes import `@sv/shared/node`, which installs
+ * node:crypto (the fast path) and holds the Node-only signers, the key
+ * generator and the worker starter.
  */
 export { ERRORS, VaultError, isVaultError, isErrorCode, toErrorBody, type ErrorCode, type ErrorSpec, type ErrorBody, type VaultErrorOptions } from './errors.js'
 
@@ -21,12 +27,23 @@ export { TrustDb, goTime, type TrustDbOptions } from './assertion/trustdb.js'
 // crypto
 export { PublicKey, publicKeyId, V1_FIXED_TIMESTAMP } from './crypto/keys.js'
 export { parseSignature, verifySignature, signContent, type ParsedSignature } from './crypto/signature.js'
-export { WebCryptoSigner, NodeKeySigner, loadPrivateKeyPem, type AssertionSigner, type LoadedPrivateKey } from './crypto/signer.js'
+export { loadPrivateKeyPem, type AssertionSigner, type LoadedPrivateKey } from './crypto/signer.js'
 export { decodePem, encodePem, type PemBlock } from './crypto/pem.js'
 export { pkcs1ToPkcs8, pkcs8ToPkcs1 } from './crypto/der.js'
-export { getWebCrypto, digest, type DigestName } from './crypto/platform.js'
-export { generateRsaPkcs8, KeyGenerationError, type GenerateRsaPkcs8Options } from './crypto/keygen.js'
-export { startWorkerBeside } from './crypto/start-worker.js'
+export { digest, getCryptoPlatform, setCryptoPlatform, webCryptoPlatform, type CryptoPlatform, type DigestName, type RsaDigestName } from './crypto/platform.js'
+export {
+  utf8Encode,
+  utf8Decode,
+  isUtf8,
+  base64Encode,
+  base64Decode,
+  base64urlEncode,
+  base64urlDecode,
+  hexEncode,
+  hexDecode,
+  concatBytes,
+  bytesEqual,
+} from './crypto/bytes.js'
 
 // protocol
 export { normaliseSerial, validateSerial, SERIAL_PATTERN, SERIAL_MAX_LENGTH, type SerialInvalidReason } from './protocol/serial-number.js'

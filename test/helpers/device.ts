@@ -17,7 +17,8 @@ import { generateKeyPair } from 'node:crypto'
 import { request as httpRequestFn, type IncomingHttpHeaders } from 'node:http'
 import { request as httpsRequestFn } from 'node:https'
 import { Buffer } from 'node:buffer'
-import { NodeKeySigner, signAssertion, type Assertion, type HeaderValue, type PublicKey } from '@sv/shared'
+import { signAssertion, type Assertion, type HeaderValue, type PublicKey } from '@sv/shared'
+import { NodeKeySigner } from '@sv/shared/node'
 import { keyPem, type FixtureKeyName } from './keys.js'
 
 export const SERIAL_REQUEST_TYPE = 'application/x.ubuntu.assertion'
@@ -180,15 +181,15 @@ export function signSerialRequest(i: SerialRequestInput): Promise<Assertion> {
  * assertion, separated as snapd's asserts.Encoder does (one blank line).
  */
 export async function serialRequestStream(i: SerialRequestInput & { modelAssertion?: string | Buffer }): Promise<Buffer> {
-  const req = (await signSerialRequest(i)).encode()
+  const req = Buffer.from((await signSerialRequest(i)).encode())
   return joinStream([req, ...(i.modelAssertion === undefined ? [] : [Buffer.from(i.modelAssertion)])])
 }
 
 /** Joins encoded assertions into one stream: each ends with LF, one more LF between them. */
-export function joinStream(parts: (Buffer | string)[]): Buffer {
+export function joinStream(parts: (Uint8Array | string)[]): Buffer {
   const out: Buffer[] = []
   parts.forEach((p, n) => {
-    const b = Buffer.from(p)
+    const b = typeof p === 'string' ? Buffer.from(p) : Buffer.from(p.buffer, p.byteOffset, p.byteLength)
     if (n > 0) out.push(Buffer.from('\n'))
     out.push(b)
     if (b[b.length - 1] !== 10) out.push(Buffer.from('\n'))

@@ -4,7 +4,8 @@
  * 1024-bit for fast property tests; the others are 4096-bit like snapd's.
  */
 import { readFileSync } from 'node:fs'
-import { PublicKey, WebCryptoSigner } from '@sv/shared'
+import { PublicKey } from '@sv/shared'
+import { WebCryptoSigner } from '@sv/shared/node'
 import { loadManifest, vectorPath, type ManifestKey } from './vectors.js'
 
 export type FixtureKeyName = 'root' | 'brand' | 'device' | 'impostor' | 'brand-2023' | 'evil' | 'small/root' | 'small/brand' | 'small/device'

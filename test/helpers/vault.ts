@@ -16,6 +16,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import '@sv/shared/node' // the codec on node:crypto, as in the vault
 import { VaultConfigSchema, type VaultConfig } from '../../vault-server/src/config.js'
 import { createLogger } from '../../vault-server/src/logger.js'
 import { startVault, type RunningVault } from '../../vault-server/src/vault.js'

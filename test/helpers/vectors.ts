@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TrustDb, decodeStream, type Assertion, type TrustDbOptions } from '@sv/shared'
+import '@sv/shared/node' // the codec on node:crypto, as in the vault and the agent
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 export const VECTORS_DIR = path.join(REPO_ROOT, 'fixtures', 'snapd-vectors')

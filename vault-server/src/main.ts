@@ -5,6 +5,9 @@
 import { Command, CommanderError } from 'commander'
 import { pathToFileURL } from 'node:url'
 import { VaultError } from '@sv/shared'
+// Installs node:crypto as the codec's crypto platform (the fast path; the
+// main entry alone runs on @noble/hashes and WebCrypto).
+import '@sv/shared/node'
 import { CliError, EXIT, processIo, type CliIo } from './cli/io.js'
 import { keyIdCommand, showCommand, signCommand, verifyCommand } from './cli/assertion-commands.js'
 import {

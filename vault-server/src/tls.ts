@@ -4,7 +4,8 @@
  * production use a certificate devices trust: snapd only uses the system CA
  * bundle (spec §5.5).
  */
-import { getWebCrypto, encodePem } from '@sv/shared'
+import { encodePem } from '@sv/shared'
+import { getWebCrypto } from '@sv/shared/node'
 import { randomBytes, type webcrypto } from 'node:crypto'
 
 export async function generateSelfSigned(options: { names?: string[]; days?: number } = {}): Promise<{ certPem: string; keyPem: string }> {

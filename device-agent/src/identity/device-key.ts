@@ -11,7 +11,8 @@
 import { Buffer } from 'node:buffer'
 import { chmod, stat } from 'node:fs/promises'
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { KeyGenerationError, NodeKeySigner, PublicKey, encodePem, generateRsaPkcs8, isVaultError, loadPrivateKeyPem, type AssertionSigner } from '@sv/shared'
+import { PublicKey, encodePem, isVaultError, loadPrivateKeyPem, type AssertionSigner } from '@sv/shared'
+import { KeyGenerationError, NodeKeySigner, generateRsaPkcs8 } from '@sv/shared/node'
 import { AgentError } from '../errors.js'
 import { readFileBounded, writeFileAtomic } from '../fs/atomic-write.js'
 
@@ -47,7 +48,7 @@ const PEM_REASONS: Record<string, string> = {
  * writes it and zeroes it). Rejects with `SV_AGENT_KEYGEN_FAILED` when the
  * worker fails, or with `signal.reason` when aborted.
  */
-export function generateKeyPkcs8(bits: number, options: GenerateKeyOptions = {}): Promise<Buffer> {
+export function generateKeyPkcs8(bits: number, options: GenerateKeyOptions = {}): Promise<Uint8Array> {
   const { progressIntervalMs = 5000, ...rest } = options
   return generateRsaPkcs8(bits, { ...rest, progressIntervalMs }).catch((err: unknown) => {
     if (!(err instanceof KeyGenerationError)) throw err // the abort reason
@@ -58,8 +59,8 @@ export function generateKeyPkcs8(bits: number, options: GenerateKeyOptions = {})
 }
 
 /** The DeviceKey of a PKCS#8 DER (not retained: the caller may zero it). */
-export function deviceKeyFromPkcs8(pkcs8: Buffer): DeviceKey {
-  const priv = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })
+export function deviceKeyFromPkcs8(pkcs8: Uint8Array): DeviceKey {
+  const priv = createPrivateKey({ key: Buffer.from(pkcs8.buffer, pkcs8.byteOffset, pkcs8.byteLength), format: 'der', type: 'pkcs8' })
   if (priv.asymmetricKeyType !== 'rsa') throw new AgentError('SV_AGENT_KEY_INVALID', 'the device key is not an RSA key', { details: { reason: 'not-rsa' } })
   const jwk = createPublicKey(priv).export({ format: 'jwk' })
   const publicKey = PublicKey.fromRsa({ n: Buffer.from(jwk.n!, 'base64url'), e: Buffer.from(jwk.e!, 'base64url') })
@@ -108,7 +109,7 @@ export async function loadDeviceKey(path: string): Promise<DeviceKey | undefined
   }
   const st = await stat(path)
   if ((st.mode & 0o077) !== 0) await chmod(path, 0o600)
-  let pkcs8: Buffer | undefined
+  let pkcs8: Uint8Array | undefined
   try {
     pkcs8 = loadPrivateKeyPem(text.toString('utf8')).pkcs8
     return deviceKeyFromPkcs8(pkcs8)

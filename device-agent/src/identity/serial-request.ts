@@ -84,6 +84,6 @@ export async function buildSerialRequest(input: SerialRequestInput): Promise<Bui
     serial: input.serial === '' ? undefined : input.serial,
   }
   const request = await signAssertion('serial-request', headers, input.body || undefined, input.key.signer)
-  const stream = encodeStream(input.modelAssertion ? [request, input.modelAssertion] : [request])
+  const stream = Buffer.from(encodeStream(input.modelAssertion ? [request, input.modelAssertion] : [request]))
   return { request, stream }
 }

@@ -34,7 +34,7 @@
 import { Buffer } from 'node:buffer'
 import { mkdir, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { encodeStream, type Assertion } from '@sv/shared'
+import { encodeStream, utf8Decode, type Assertion } from '@sv/shared'
 import { AgentError, isAgentError, type AgentErrorCode } from '../errors.js'
 import { writeFileAtomic } from '../fs/atomic-write.js'
 import type { Clock } from '../clock.js'
@@ -339,8 +339,8 @@ export class Provisioner {
       { anchors: d.trust.anchors, chain: d.trust.chain, now: () => d.clock.now() },
     )
     logEvent(this.#log, 'info', 'serial.verified', { serial: v.serial.serial, revision: v.serial.revision, signKeyId: v.serial.signKeyId })
-    const serialText = encodeStream([v.serial]).toString('utf8')
-    const chainText = encodeStream(v.chain).toString('utf8')
+    const serialText = utf8Decode(encodeStream([v.serial]))
+    const chainText = utf8Decode(encodeStream(v.chain))
     const { serialOutput, chainOutput } = d.paths
     await writeOutput(chainOutput, chainText)
     await writeOutput(serialOutput, serialText)

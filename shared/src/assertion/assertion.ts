@@ -6,16 +6,16 @@
  * exposed read-only; typed subclasses (account, account-key, model, serial,
  * serial-request, system-user, ...) add camelCase accessors.
  */
-import { Buffer } from 'node:buffer'
+import { concatBytes, utf8Decode, utf8Encode } from '../crypto/bytes.js'
 import type { HeaderMap, HeaderValue } from './grammar.js'
 import { hasOwn } from './grammar.js'
 
 export interface AssertionParts {
   headers: HeaderMap
-  body: Buffer
-  content: Buffer
+  body: Uint8Array
+  content: Uint8Array
   /** signature text as received (may end with one LF) */
-  signature: Buffer
+  signature: Uint8Array
   format: number
   revision: number
 }
@@ -36,9 +36,12 @@ export interface AssertionTypeInfo {
 export class Assertion {
   readonly type: AssertionTypeInfo
   readonly headers: Readonly<HeaderMap>
-  readonly body: Buffer
-  readonly content: Buffer
-  readonly signature: Buffer
+  /** the body bytes (after the headers' LF LF; empty when there is none) */
+  readonly body: Uint8Array
+  /** the signed bytes: headers, and LF LF body when there is a body */
+  readonly content: Uint8Array
+  /** the signature text as received (may end with one LF) */
+  readonly signature: Uint8Array
   readonly format: number
   readonly revision: number
 
@@ -90,18 +93,18 @@ export class Assertion {
    * typed view's checked fields, without running the checks again (the
    * content is unchanged). For the encoder, which checks before signing.
    */
-  withSignature(signature: Buffer): this {
+  withSignature(signature: Uint8Array): this {
     return Object.assign(Object.create(Object.getPrototypeOf(this) as object) as this, this, { signature })
   }
 
   /** The assertion text, exactly as snapd's Encode: content LF LF signature. */
-  encode(): Buffer {
-    return Buffer.concat([this.content, NLNL, this.signature])
+  encode(): Uint8Array {
+    return concatBytes([this.content, NLNL, this.signature])
   }
 
-  /** The assertion text (UTF-8 of `encode()`), as the vault stores it. */
+  /** `encode()` as text (assertions are UTF-8: decode refuses anything else). */
   text(): string {
-    return this.encode().toString('utf8')
+    return utf8Decode(this.encode())
   }
 
   /** Human description for logs and CLI output: `serial brand-id=... model=... serial=...`. */
@@ -114,8 +117,8 @@ export class Assertion {
   }
 }
 
-export const NL = Buffer.from('\n')
-export const NLNL = Buffer.from('\n\n')
+export const NL = utf8Encode('\n')
+export const NLNL = utf8Encode('\n\n')
 
 /** snapd 2.57.6's assertion types with their primary keys (asserts.go). */
 export const ASSERTION_TYPES: Readonly<Record<string, AssertionTypeInfo>> = Object.freeze({

@@ -3,6 +3,7 @@
  * shapes. They throw HeaderCheckError; the assembler turns it into
  * SV_ASSERTION_INVALID with `details: { type, header }`.
  */
+import { base64urlDecode } from '../crypto/bytes.js'
 import { quote, hasOwn, type HeaderMap, type HeaderValue } from './grammar.js'
 
 export class HeaderCheckError extends Error {
@@ -120,10 +121,10 @@ export function formatRfc3339(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z')
 }
 
-export function checkDigest(m: HeaderMap, name: string, size: number): Buffer {
+export function checkDigest(m: HeaderMap, name: string, size: number): Uint8Array {
   const s = checkNotEmptyString(m, name)
-  if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) throw new HeaderCheckError(`${quote(name)} header cannot be decoded: illegal base64 data`, name)
-  const b = Buffer.from(s, 'base64url')
+  const b = base64urlDecode(s)
+  if (b === undefined) throw new HeaderCheckError(`${quote(name)} header cannot be decoded: illegal base64 data`, name)
   if (b.length !== size) throw new HeaderCheckError(`${quote(name)} header does not have the expected bit length: ${b.length * 8}`, name)
   return b
 }

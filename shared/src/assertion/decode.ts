@@ -12,8 +12,8 @@
  * index in the stream) or SV_ASSERTION_TOO_LARGE. Nothing else is thrown for
  * any input (the fuzz test in test/shared/assertion/fuzz.test.ts holds us to it).
  */
-import { Buffer, isUtf8 } from 'node:buffer'
 import { VaultError } from '../errors.js'
+import { copyBytes, indexOfBytes, isUtf8, lastIndexOfBytes, utf8DecodeStrict, utf8Encode } from '../crypto/bytes.js'
 import { Assertion, NLNL, assertionType, type AssertionParts, type AssertionTypeInfo } from './assertion.js'
 import { HeaderCheckError, checkDigest, checkIntWithDefault, checkNotEmptyString, checkPrimaryKey } from './checks.js'
 import { hasOwn, parseHeaders, quote, type HeaderMap } from './grammar.js'
@@ -49,7 +49,7 @@ function invalid(message: string, details: Record<string, unknown>): VaultError 
  * Runs snapd's `assemble`: the common header checks, then the type's own.
  * `headers` must come from parseHeaders of `content`'s header part.
  */
-export function assemble(headers: HeaderMap, body: Buffer, content: Buffer, signature: Buffer): Assertion {
+export function assemble(headers: HeaderMap, body: Uint8Array, content: Uint8Array, signature: Uint8Array): Assertion {
   let typeName: string | undefined
   try {
     const length = checkIntWithDefault(headers, 'body-length', 0)
@@ -90,28 +90,31 @@ export function assemble(headers: HeaderMap, body: Buffer, content: Buffer, sign
   }
 }
 
-function parseHead(head: Buffer): HeaderMap {
-  if (!isUtf8(head)) throw invalid('parsing assertion headers: header is not utf8', { reason: 'header is not utf8' })
-  return parseHeaders(head.toString('utf8'))
+function parseHead(head: Uint8Array): HeaderMap {
+  const text = utf8DecodeStrict(head)
+  if (text === undefined) throw invalid('parsing assertion headers: header is not utf8', { reason: 'header is not utf8' })
+  return parseHeaders(text)
 }
+
+const EMPTY = new Uint8Array(0)
 
 /**
  * Decodes one assertion (snapd's asserts.Decode: no size limits beyond the
  * caller's). Throws SV_ASSERTION_INVALID.
  */
 export function decodeAssertion(data: Uint8Array | string): Assertion {
-  const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)
+  const buf = typeof data === 'string' ? utf8Encode(data) : copyBytes(data)
   // snapd's Decode has no size limits; ours has the stream decoder's, so no
   // caller can be made to parse megabytes of headers.
   if (buf.length > MAX_HEADERS_SIZE + MAX_BODY_SIZE + MAX_SIGNATURE_SIZE + 4) throw tooLarge('assertion', MAX_HEADERS_SIZE + MAX_BODY_SIZE + MAX_SIGNATURE_SIZE)
-  const split = buf.lastIndexOf(NLNL)
+  const split = lastIndexOfBytes(buf, NLNL)
   if (split === -1) throw invalid('assertion content/signature separator not found', { reason: 'no content/signature separator' })
   const content = buf.subarray(0, split)
   const signature = buf.subarray(split + 2)
   if (signature.length > MAX_SIGNATURE_SIZE) throw tooLarge('signature', MAX_SIGNATURE_SIZE)
-  const hb = content.indexOf(NLNL)
+  const hb = indexOfBytes(content, NLNL)
   const head = hb === -1 ? content : content.subarray(0, hb)
-  const body = hb === -1 ? Buffer.alloc(0) : content.subarray(hb + 2)
+  const body = hb === -1 ? EMPTY : content.subarray(hb + 2)
   if (head.length > MAX_HEADERS_SIZE) throw tooLarge('headers', MAX_HEADERS_SIZE)
   if (body.length > MAX_BODY_SIZE) throw tooLarge('body', MAX_BODY_SIZE)
   return assemble(parseHead(head), body, content, signature)
@@ -146,7 +149,7 @@ export interface PartialStream {
 }
 
 export function decodeStreamPartial(data: Uint8Array | string, limits: StreamLimits = {}): PartialStream {
-  const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)
+  const buf = typeof data === 'string' ? utf8Encode(data) : copyBytes(data)
   const dec = new StreamCursor(buf, limits)
   const assertions: Assertion[] = []
   const max = limits.maxAssertions ?? Infinity
@@ -171,13 +174,13 @@ export function decodeStreamPartial(data: Uint8Array | string, limits: StreamLim
 
 /** snapd's Decoder over an in-memory buffer. */
 class StreamCursor {
-  #buf: Buffer
+  #buf: Uint8Array
   #pos = 0
   readonly #maxHeaders: number
   readonly #maxBody: number
   readonly #maxSig: number
 
-  constructor(buf: Buffer, limits: StreamLimits) {
+  constructor(buf: Uint8Array, limits: StreamLimits) {
     this.#buf = buf
     this.#maxHeaders = limits.maxHeadersSize ?? MAX_HEADERS_SIZE
     this.#maxBody = limits.maxBodySize ?? MAX_BODY_SIZE
@@ -185,9 +188,9 @@ class StreamCursor {
   }
 
   /** Reads up to and including the next LF LF, or to the end. `found` says which. */
-  #readUntil(max: number, what: string): { chunk: Buffer; found: boolean } {
+  #readUntil(max: number, what: string): { chunk: Uint8Array; found: boolean } {
     const start = this.#pos
-    const i = this.#buf.indexOf(NLNL, start)
+    const i = indexOfBytes(this.#buf, NLNL, start)
     const end = i === -1 ? this.#buf.length : i + 2
     if (end - start > max) {
       throw new VaultError('SV_ASSERTION_TOO_LARGE', `error reading assertion ${what}: maximum size exceeded while looking for delimiter "\\n\\n"`, {
@@ -223,7 +226,7 @@ class StreamCursor {
     // signature chunk follows, in which case it is cut back to the headers.
     let contentEnd = this.#pos
     const endOfBody = this.#readUntil(this.#maxSig, 'trailer')
-    let sig: Buffer
+    let sig: Uint8Array
     if (endOfBody.chunk.length === 2 && endOfBody.found) {
       sig = this.#readUntil(this.#maxSig, 'signature').chunk
     } else {
@@ -234,7 +237,7 @@ class StreamCursor {
     // a trailing LF LF on the signature is normalised to a single LF
     if (sig.length >= 2 && sig[sig.length - 1] === 10 && sig[sig.length - 2] === 10) sig = sig.subarray(0, sig.length - 1)
     const content = this.#buf.subarray(headStart, contentEnd)
-    const body = length > 0 ? content.subarray(headLen + 2) : Buffer.alloc(0)
+    const body = length > 0 ? content.subarray(headLen + 2) : EMPTY
     return assemble(headers, body, content, sig)
   }
 }

@@ -9,8 +9,8 @@
  *   omitted), every other header sorted bytewise, body-length (>0),
  *   sign-key-sha3-384.
  */
-import { Buffer, isUtf8 } from 'node:buffer'
 import { VaultError } from '../errors.js'
+import { concatBytes, copyBytes, indexOfBytes, isUtf8, utf8Decode, utf8Encode } from '../crypto/bytes.js'
 import { Assertion, NL, NLNL, assertionType, type AssertionTypeInfo } from './assertion.js'
 import { HeaderCheckError, checkIntWithDefault, checkPrimaryKey } from './checks.js'
 import { appendEntry, byteOrder, checkHeaderValue, hasOwn, newHeaderMap, parseHeaders, type HeaderMap, type HeaderValue } from './grammar.js'
@@ -39,7 +39,7 @@ function fail(type: string, message: string, header?: string): never {
  * snapd's canonical order. `signKeyId` is written last. Throws
  * SV_ASSERTION_INVALID for values the grammar cannot carry.
  */
-export function formatContent(type: AssertionTypeInfo, input: HeadersInput, body: Buffer, signKeyId: string): { content: Buffer; headers: HeaderMap } {
+export function formatContent(type: AssertionTypeInfo, input: HeadersInput, body: Uint8Array, signKeyId: string): { content: Uint8Array; headers: HeaderMap } {
   const h = newHeaderMap()
   for (const [k, v] of Object.entries(input)) {
     if (v === undefined) continue
@@ -91,8 +91,8 @@ export function formatContent(type: AssertionTypeInfo, input: HeadersInput, body
     if (body.length > 0) appendEntry(out, 'body-length:', h['body-length'], 0)
     else delete h['body-length']
     appendEntry(out, 'sign-key-sha3-384:', signKeyId, 0)
-    const head = Buffer.from(out.join(''), 'utf8')
-    const content = body.length > 0 ? Buffer.concat([head, NLNL, body]) : head
+    const head = utf8Encode(out.join(''))
+    const content = body.length > 0 ? concatBytes([head, NLNL, body]) : head
     return { content, headers: h }
   } catch (e) {
     if (e instanceof HeaderCheckError) fail(type.name, e.message, e.header)
@@ -110,22 +110,23 @@ export function formatContent(type: AssertionTypeInfo, input: HeadersInput, body
 export async function signAssertion(typeName: string, headers: HeadersInput, body: Uint8Array | string | undefined, signer: AssertionSigner, options: SignOptions = {}): Promise<Assertion> {
   const type = assertionType(typeName)
   if (!type) throw new VaultError('SV_ASSERTION_INVALID', `unknown assertion type: ${JSON.stringify(typeName)}`, { details: { type: typeName, header: 'type' } })
-  const b = body === undefined ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body)
+  const b = body === undefined ? EMPTY : typeof body === 'string' ? utf8Encode(body) : copyBytes(body)
   const { content } = formatContent(type, { ...headers, type: undefined, 'body-length': undefined, 'sign-key-sha3-384': undefined }, b, signer.publicKey.id)
   // Decode our own output: the type checks run on exactly the bytes we sign.
   const parsed = reparse(content)
   const checked = assemble(parsed.headers, parsed.body, content, PLACEHOLDER_SIGNATURE)
   const signature = await signContent(content, signer, options.creationTime)
-  return checked.withSignature(Buffer.from(`${signature}\n`))
+  return checked.withSignature(utf8Encode(`${signature}\n`))
 }
 
-const PLACEHOLDER_SIGNATURE = Buffer.from('placeholder')
+const EMPTY = new Uint8Array(0)
+const PLACEHOLDER_SIGNATURE = utf8Encode('placeholder')
 
-function reparse(content: Buffer): { headers: HeaderMap; body: Buffer } {
-  const i = content.indexOf(NLNL)
+function reparse(content: Uint8Array): { headers: HeaderMap; body: Uint8Array } {
+  const i = indexOfBytes(content, NLNL)
   const head = i === -1 ? content : content.subarray(0, i)
-  const body = i === -1 ? Buffer.alloc(0) : content.subarray(i + 2)
-  return { headers: parseHeaders(head.toString('utf8')), body }
+  const body = i === -1 ? EMPTY : content.subarray(i + 2)
+  return { headers: parseHeaders(utf8Decode(head)), body }
 }
 
 /**
@@ -133,8 +134,8 @@ function reparse(content: Buffer): { headers: HeaderMap; body: Buffer } {
  * `content LF LF signature`, an LF added when the signature does not end with
  * one, and one LF (the blank line) before the next assertion.
  */
-export function encodeStream(assertions: Iterable<Assertion>): Buffer {
-  const parts: Buffer[] = []
+export function encodeStream(assertions: Iterable<Assertion>): Uint8Array {
+  const parts: Uint8Array[] = []
   let first = true
   for (const a of assertions) {
     if (!first) parts.push(NL)
@@ -142,5 +143,5 @@ export function encodeStream(assertions: Iterable<Assertion>): Buffer {
     parts.push(a.content, NLNL, a.signature)
     if (a.signature[a.signature.length - 1] !== 10) parts.push(NL)
   }
-  return Buffer.concat(parts)
+  return concatBytes(parts)
 }

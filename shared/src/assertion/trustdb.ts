@@ -13,6 +13,7 @@
  * verified against its own device-key, as a device service does.
  */
 import { VaultError, type ErrorCode } from '../errors.js'
+import { bytesEqual } from '../crypto/bytes.js'
 import { verifySignature } from '../crypto/signature.js'
 import type { PublicKey } from '../crypto/keys.js'
 import type { Assertion } from './assertion.js'
@@ -156,7 +157,7 @@ export class TrustDb {
   async add(a: Assertion): Promise<void> {
     const anchor = this.#anchors.get(a.ref)
     if (anchor) {
-      if (anchor.content.equals(a.content) && anchor.signature.equals(a.signature)) {
+      if (bytesEqual(anchor.content, a.content) && bytesEqual(anchor.signature, a.signature)) {
         await this.check(a)
         return
       }
@@ -166,7 +167,7 @@ export class TrustDb {
     if (a.type.primaryKey.length === 0) return
     const cur = this.#byRef.get(a.ref)
     if (cur) {
-      if (cur.content.equals(a.content)) return
+      if (bytesEqual(cur.content, a.content)) return
       if (cur.revision >= a.revision) {
         fail('SV_ASSERTION_REVISION', a, `revision ${a.revision} is already the current revision or older (current: ${cur.revision})`, { current: cur.revision, used: a.revision })
       }

@@ -8,9 +8,8 @@
  * header or padded MPIs still decodes but to the canonical id. We do the same:
  * every PublicKey is canonical, whatever bytes it came from.
  */
-import { Buffer } from 'node:buffer'
 import { VaultError } from '../errors.js'
-import { base64url, bitLength, stripLeadingZeros } from './bytes.js'
+import { base64urlEncode, bitLength, concatBytes, copyBytes, readUint16be, stripLeadingZeros, uint16be } from './bytes.js'
 import { decodeV1, encodeV1 } from './v1.js'
 import { digest } from './platform.js'
 import { decodePem } from './pem.js'
@@ -26,33 +25,35 @@ function keyError(reason: string, message = `cannot decode public key: ${reason}
   return new VaultError('SV_KEY_INVALID', message, { details: { reason } })
 }
 
-function mpi(value: Uint8Array): Buffer {
+function mpi(value: Uint8Array): Uint8Array {
   const v = stripLeadingZeros(value)
-  const head = Buffer.alloc(2)
-  head.writeUInt16BE(bitLength(v), 0)
-  return Buffer.concat([head, v])
+  return concatBytes([uint16be(bitLength(v)), v])
 }
+
+/** version 4, creation time 2016-01-01 (V1_FIXED_TIMESTAMP), algorithm 1 (RSA) */
+const KEY_PACKET_HEAD = new Uint8Array([4, 0x56, 0x85, 0xc1, 0x80, 1])
+const VERSION_1 = new Uint8Array([1])
 
 const DECODE_CACHE_MAX = 1024
 const decodeCache = new Map<string, PublicKey>()
 
 export class PublicKey {
   /** modulus without leading zeros */
-  readonly n: Buffer
+  readonly n: Uint8Array
   /** exponent without leading zeros */
-  readonly e: Buffer
+  readonly e: Uint8Array
   /** 0x01 || canonical public-key packet */
-  readonly v1: Buffer
+  readonly v1: Uint8Array
   /** sha3-384 key id, 64 chars base64url */
   readonly id: string
   #encoded: string | undefined
 
-  private constructor(n: Buffer, e: Buffer) {
+  private constructor(n: Uint8Array, e: Uint8Array) {
     this.n = n
     this.e = e
-    const body = Buffer.concat([Buffer.from([4]), Buffer.from([0x56, 0x85, 0xc1, 0x80]), Buffer.from([1]), mpi(n), mpi(e)])
-    this.v1 = Buffer.concat([Buffer.from([1]), writePacketHeader(TAG_PUBLIC_KEY, body.length), body])
-    this.id = base64url(digest('sha3-384', this.v1))
+    const body = concatBytes([KEY_PACKET_HEAD, mpi(n), mpi(e)])
+    this.v1 = concatBytes([VERSION_1, writePacketHeader(TAG_PUBLIC_KEY, body.length), body])
+    this.id = base64urlEncode(digest('sha3-384', this.v1))
   }
 
   /** Modulus size in bits. */
@@ -68,7 +69,7 @@ export class PublicKey {
 
   /** JWK for WebCrypto import. */
   toJwk(): { kty: 'RSA'; n: string; e: string } {
-    return { kty: 'RSA', n: base64url(this.n), e: base64url(this.e) }
+    return { kty: 'RSA', n: base64urlEncode(this.n), e: base64urlEncode(this.e) }
   }
 
   equals(other: PublicKey): boolean {
@@ -77,8 +78,8 @@ export class PublicKey {
 
   /** From RSA numbers. Rejects exponents longer than 3 bytes, as x/crypto does. */
   static fromRsa(numbers: RsaPublicNumbers): PublicKey {
-    const n = Buffer.from(stripLeadingZeros(numbers.n))
-    const e = Buffer.from(stripLeadingZeros(numbers.e))
+    const n = copyBytes(stripLeadingZeros(numbers.n))
+    const e = copyBytes(stripLeadingZeros(numbers.e))
     if (n.length === 0 || e.length === 0) throw keyError('zero modulus or exponent')
     if (e.length > 3) throw keyError('large public exponent')
     if ((n[n.length - 1]! & 1) === 0) throw keyError('even modulus')
@@ -116,9 +117,9 @@ export class PublicKey {
     const algo = b[5]!
     if (algo !== 1 && algo !== 2 && algo !== 3) throw keyError(`expected RSA public key, got algorithm ${algo}`, `expected RSA public key, got instead algorithm ${algo}`)
     let off = 6
-    const readMpi = (): Buffer => {
+    const readMpi = (): Uint8Array => {
       if (off + 2 > b.length) throw keyError('short public key packet')
-      const bits = b.readUInt16BE(off)
+      const bits = readUint16be(b, off)
       const len = (bits + 7) >> 3
       off += 2
       if (off + len > b.length) throw keyError('short public key packet')

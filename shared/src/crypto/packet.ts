@@ -2,34 +2,30 @@
  * OpenPGP packet framing (RFC 4880 §4.2), the subset snapd's envelope can hold:
  * exactly one packet, new- or old-format header, definite length.
  */
-import { Buffer } from 'node:buffer'
 import { VaultError } from '../errors.js'
+import { readUint16be, readUint32be } from './bytes.js'
 
 export interface Packet {
   tag: number
-  body: Buffer
+  body: Uint8Array
 }
 
 /** New-format header for a packet of `len` body bytes (what x/crypto writes). */
-export function writePacketHeader(tag: number, len: number): Buffer {
+export function writePacketHeader(tag: number, len: number): Uint8Array {
   const t = 0xc0 | tag
-  if (len < 192) return Buffer.from([t, len])
+  if (len < 192) return new Uint8Array([t, len])
   if (len < 8384) {
     const l = len - 192
-    return Buffer.from([t, (l >> 8) + 192, l & 0xff])
+    return new Uint8Array([t, (l >> 8) + 192, l & 0xff])
   }
-  const b = Buffer.alloc(6)
-  b[0] = t
-  b[1] = 0xff
-  b.writeUInt32BE(len, 2)
-  return b
+  return new Uint8Array([t, 0xff, len >>> 24, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff])
 }
 
 /**
  * Reads the single packet of `data`. Trailing bytes are an error ("spurious
  * trailing data"), as is a packet longer than the data ("unexpected EOF").
  */
-export function readPacket(data: Buffer, kind: string): Packet {
+export function readPacket(data: Uint8Array, kind: string): Packet {
   const code = kind === 'signature' ? 'SV_SIGNATURE_INVALID' : 'SV_KEY_INVALID'
   const fail = (reason: string, message = `cannot decode ${kind}: ${reason}`): never => {
     throw new VaultError(code, message, { details: { reason } })
@@ -52,7 +48,7 @@ export function readPacket(data: Buffer, kind: string): Packet {
       off = 3
     } else if (l0 === 255) {
       if (data.length < 6) fail('unexpected EOF')
-      len = data.readUInt32BE(2)
+      len = readUint32be(data, 2)
       off = 6
     } else {
       return fail('partial body lengths are not supported')
@@ -63,7 +59,7 @@ export function readPacket(data: Buffer, kind: string): Packet {
     if (lt === 3) return fail('indeterminate packet length is not supported')
     const n = 1 << lt
     if (data.length < 1 + n) fail('unexpected EOF')
-    len = n === 1 ? data[1]! : n === 2 ? data.readUInt16BE(1) : data.readUInt32BE(1)
+    len = n === 1 ? data[1]! : n === 2 ? readUint16be(data, 1) : readUint32be(data, 1)
     off = 1 + n
   }
   if (off + len > data.length) fail('unexpected EOF')

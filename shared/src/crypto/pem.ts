@@ -1,10 +1,10 @@
 /** PEM armour: one labelled base64 block. */
-import { Buffer } from 'node:buffer'
 import { VaultError } from '../errors.js'
+import { base64Decode, base64Encode } from './bytes.js'
 
 export interface PemBlock {
   label: string
-  der: Buffer
+  der: Uint8Array
 }
 
 const PEM_RE = /-----BEGIN ([A-Z0-9 ]{1,40})-----\r?\n([\s\S]*?)-----END \1-----/
@@ -19,15 +19,13 @@ export function decodePem(text: string): PemBlock {
   if (/^Proc-Type:/m.test(body)) {
     throw new VaultError('SV_KEY_INVALID', 'encrypted PEM keys are not supported; decrypt the key first', { details: { reason: 'encrypted PEM' } })
   }
-  const b64 = body.replace(/\s+/g, '')
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
-    throw new VaultError('SV_KEY_INVALID', 'PEM block is not valid base64', { details: { reason: 'bad base64' } })
-  }
-  return { label, der: Buffer.from(b64, 'base64') }
+  const der = base64Decode(body.replace(/\s+/g, ''))
+  if (der === undefined) throw new VaultError('SV_KEY_INVALID', 'PEM block is not valid base64', { details: { reason: 'bad base64' } })
+  return { label, der }
 }
 
 export function encodePem(label: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64')
+  const b64 = base64Encode(der)
   const lines = b64.match(/.{1,64}/g) ?? []
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`
 }

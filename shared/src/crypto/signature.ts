@@ -11,13 +11,11 @@
  * MPI styles verify). Unlike snapd we refuse digests other than SHA-256/384/512
  * (snapd also takes MD5, SHA-1 and SHA-224, and panics on RIPEMD-160).
  */
-import { Buffer } from 'node:buffer'
 import { VaultError } from '../errors.js'
-import { uint32be } from './bytes.js'
+import { concatBytes, hexEncode, readUint16be, readUint32be, uint16be, uint32be } from './bytes.js'
 import { decodeV1, encodeV1 } from './v1.js'
 import { readPacket, writePacketHeader } from './packet.js'
-import { constants, createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto'
-import { digest, type DigestName } from './platform.js'
+import { digest, getCryptoPlatform, type RsaDigestName } from './platform.js'
 import type { PublicKey } from './keys.js'
 import type { AssertionSigner } from './signer.js'
 
@@ -26,11 +24,7 @@ const HASH_SHA512 = 10
 
 /** OpenPGP hash ids that exist (RFC 4880 §9.4); only some are accepted. */
 const HASH_NAMES: Record<number, string> = { 1: 'MD5', 2: 'SHA-1', 3: 'RIPEMD-160', 8: 'SHA-256', 9: 'SHA-384', 10: 'SHA-512', 11: 'SHA-224' }
-const ACCEPTED: Record<number, { node: DigestName }> = {
-  8: { node: 'sha256' },
-  9: { node: 'sha384' },
-  10: { node: 'sha512' },
-}
+const ACCEPTED: Record<number, RsaDigestName> = { 8: 'sha256', 9: 'sha384', 10: 'sha512' }
 
 export interface ParsedSignature {
   version: number
@@ -38,14 +32,14 @@ export interface ParsedSignature {
   pubKeyAlgo: number
   hashId: number
   /** packet bytes covered by the digest: version .. end of hashed subpackets */
-  hashedPrefix: Buffer
+  hashedPrefix: Uint8Array
   /** Unix seconds from the creation-time subpacket */
   creationTime: number
   /** issuer key id (8 bytes hex) if an issuer subpacket was present; informational only */
   issuer?: string
-  hashTag: Buffer
+  hashTag: Uint8Array
   /** RSA signature value as carried (not yet padded) */
-  value: Buffer
+  value: Uint8Array
 }
 
 function sigError(code: 'SV_SIGNATURE_INVALID' | 'SV_SIGNATURE_UNSUPPORTED', reason: string, message?: string): VaultError {
@@ -57,7 +51,7 @@ interface Subpackets {
   issuer?: string
 }
 
-function parseSubpackets(area: Buffer, hashed: boolean, out: Subpackets): void {
+function parseSubpackets(area: Uint8Array, hashed: boolean, out: Subpackets): void {
   let off = 0
   let count = 0
   while (off < area.length) {
@@ -73,7 +67,7 @@ function parseSubpackets(area: Buffer, hashed: boolean, out: Subpackets): void {
       off += 2
     } else {
       if (off + 5 > area.length) throw sigError('SV_SIGNATURE_INVALID', 'subpacket truncated')
-      len = area.readUInt32BE(off + 1)
+      len = readUint32be(area, off + 1)
       off += 5
     }
     if (len < 1 || off + len > area.length) throw sigError('SV_SIGNATURE_INVALID', 'subpacket truncated')
@@ -85,7 +79,7 @@ function parseSubpackets(area: Buffer, hashed: boolean, out: Subpackets): void {
       case 2: // signature creation time
         if (!hashed) throw sigError('SV_SIGNATURE_INVALID', 'signature creation time in non-hashed area')
         if (data.length !== 4) throw sigError('SV_SIGNATURE_INVALID', 'signature creation time not four bytes')
-        out.creationTime = data.readUInt32BE(0)
+        out.creationTime = readUint32be(data, 0)
         break
       case 3: // signature expiration
       case 9: // key expiration
@@ -93,7 +87,7 @@ function parseSubpackets(area: Buffer, hashed: boolean, out: Subpackets): void {
         break
       case 16: // issuer
         if (data.length !== 8) throw sigError('SV_SIGNATURE_INVALID', 'issuer subpacket with bad length')
-        out.issuer = data.toString('hex')
+        out.issuer = hexEncode(data)
         break
       default:
         if (critical) throw sigError('SV_SIGNATURE_UNSUPPORTED', `unknown critical signature subpacket type ${type}`)
@@ -115,12 +109,12 @@ export function parseSignature(text: string | Uint8Array): ParsedSignature {
   const hashId = b[3]!
   if (pubKeyAlgo !== 1 && pubKeyAlgo !== 3) throw sigError('SV_SIGNATURE_UNSUPPORTED', `public key algorithm ${pubKeyAlgo} is not RSA`)
   if (!(hashId in HASH_NAMES)) throw sigError('SV_SIGNATURE_UNSUPPORTED', `unsupported feature: hash function ${hashId}`)
-  const hashedLen = b.readUInt16BE(4)
+  const hashedLen = readUint16be(b, 4)
   if (6 + hashedLen + 2 > b.length) throw sigError('SV_SIGNATURE_INVALID', 'unexpected EOF')
   const sub: Subpackets = {}
   parseSubpackets(b.subarray(6, 6 + hashedLen), true, sub)
   let off = 6 + hashedLen
-  const unhashedLen = b.readUInt16BE(off)
+  const unhashedLen = readUint16be(b, off)
   off += 2
   if (off + unhashedLen + 4 > b.length) throw sigError('SV_SIGNATURE_INVALID', 'unexpected EOF')
   parseSubpackets(b.subarray(off, off + unhashedLen), false, sub)
@@ -128,7 +122,7 @@ export function parseSignature(text: string | Uint8Array): ParsedSignature {
   if (sub.creationTime === undefined) throw sigError('SV_SIGNATURE_INVALID', 'no creation time in signature')
   const hashTag = b.subarray(off, off + 2)
   off += 2
-  const bits = b.readUInt16BE(off)
+  const bits = readUint16be(b, off)
   off += 2
   const len = (bits + 7) >> 3
   if (off + len > b.length) throw sigError('SV_SIGNATURE_INVALID', 'unexpected EOF')
@@ -146,23 +140,13 @@ export function parseSignature(text: string | Uint8Array): ParsedSignature {
   return parsed
 }
 
-function trailer(hashedPrefixLen: number): Buffer {
-  return Buffer.concat([Buffer.from([0x04, 0xff]), uint32be(hashedPrefixLen)])
+function trailer(hashedPrefixLen: number): Uint8Array {
+  return concatBytes([TRAILER_HEAD, uint32be(hashedPrefixLen)])
 }
 
-// Verification uses node:crypto with a KeyObject cached per key: measured in
-// bench/codec.ts, WebCrypto through @peculiar/webcrypto re-parses the key on
-// every call and verifies at about a quarter of the raw rate.
-const verifyKeys = new WeakMap<PublicKey, KeyObject>()
-
-function verifyKey(key: PublicKey): KeyObject {
-  let k = verifyKeys.get(key)
-  if (!k) {
-    k = createPublicKey({ key: key.toJwk(), format: 'jwk' })
-    verifyKeys.set(key, k)
-  }
-  return k
-}
+const TRAILER_HEAD = new Uint8Array([0x04, 0xff])
+const CREATION_TIME_SUBPACKET = new Uint8Array([0x05, 0x02])
+const NO_UNHASHED = new Uint8Array([0x00, 0x00])
 
 /**
  * Verifies `signature` (v1 text) over `content` with `key`. Throws
@@ -172,11 +156,11 @@ function verifyKey(key: PublicKey): KeyObject {
 export async function verifySignature(content: Uint8Array, signature: string | Uint8Array, key: PublicKey): Promise<ParsedSignature> {
   const sig = parseSignature(signature)
   const alg = ACCEPTED[sig.hashId]
-  if (!alg) {
+  if (alg === undefined) {
     throw sigError('SV_SIGNATURE_UNSUPPORTED', `weak digest ${HASH_NAMES[sig.hashId]} refused (only SHA-256, SHA-384, SHA-512)`, `signature digest ${HASH_NAMES[sig.hashId]} is refused as weak; only SHA-256, SHA-384 and SHA-512 are accepted`)
   }
-  const data = Buffer.concat([content, sig.hashedPrefix, trailer(sig.hashedPrefix.length)])
-  const d = digest(alg.node, data)
+  const data = concatBytes([content, sig.hashedPrefix, trailer(sig.hashedPrefix.length)])
+  const d = digest(alg, data)
   if (d[0] !== sig.hashTag[0] || d[1] !== sig.hashTag[1]) {
     throw new VaultError('SV_SIGNATURE_INVALID', "failed signature verification: openpgp: invalid signature: hash tag doesn't match", { details: { reason: 'hash tag mismatch' } })
   }
@@ -185,8 +169,10 @@ export async function verifySignature(content: Uint8Array, signature: string | U
   if (value.length > k) {
     throw new VaultError('SV_SIGNATURE_INVALID', 'failed signature verification: openpgp: invalid signature: RSA verification failure', { details: { reason: 'signature longer than modulus' } })
   }
-  if (value.length < k) value = Buffer.concat([Buffer.alloc(k - value.length), value])
-  const ok = nodeVerify(alg.node, data, { key: verifyKey(key), padding: constants.RSA_PKCS1_PADDING }, value)
+  if (value.length < k) value = concatBytes([new Uint8Array(k - value.length), value])
+  // The platform verifies (getCryptoPlatform: node:crypto with a cached
+  // KeyObject once @sv/shared/node is imported, WebCrypto otherwise).
+  const ok = await getCryptoPlatform().verifyRsaPkcs1(alg, key, data, value)
   if (!ok) {
     throw new VaultError('SV_SIGNATURE_INVALID', 'failed signature verification: openpgp: invalid signature: RSA verification failure', { details: { reason: 'RSA verification failure' } })
   }
@@ -198,15 +184,14 @@ export async function verifySignature(content: Uint8Array, signature: string | U
  * LF). `creationTime` is Unix seconds (default: now).
  */
 export async function signContent(content: Uint8Array, signer: AssertionSigner, creationTime: number = Math.floor(Date.now() / 1000)): Promise<string> {
-  const hashed = Buffer.concat([Buffer.from([0x05, 0x02]), uint32be(creationTime)])
-  const prefix = Buffer.concat([Buffer.from([0x04, 0x00, 0x01, HASH_SHA512, 0x00, hashed.length]), hashed])
-  const data = Buffer.concat([content, prefix, trailer(prefix.length)])
-  const value = Buffer.from(await signer.sign(data))
+  const hashed = concatBytes([CREATION_TIME_SUBPACKET, uint32be(creationTime)])
+  const prefix = concatBytes([new Uint8Array([0x04, 0x00, 0x01, HASH_SHA512, 0x00, hashed.length]), hashed])
+  const data = concatBytes([content, prefix, trailer(prefix.length)])
+  const value = await signer.sign(data)
   const k = signer.publicKey.n.length
   if (value.length !== k) throw new Error(`internal error: signer returned ${value.length} bytes for a ${k}-byte modulus`)
   const tag = digest('sha512', data).subarray(0, 2)
-  const bits = Buffer.alloc(2)
-  bits.writeUInt16BE(k * 8, 0) // x/crypto writes 8 × length, leading zeros kept
-  const body = Buffer.concat([prefix, Buffer.from([0x00, 0x00]), tag, bits, value])
-  return encodeV1(Buffer.concat([writePacketHeader(TAG_SIGNATURE, body.length), body]))
+  const bits = uint16be(k * 8) // x/crypto writes 8 × length, leading zeros kept
+  const body = concatBytes([prefix, NO_UNHASHED, tag, bits, value])
+  return encodeV1(concatBytes([writePacketHeader(TAG_SIGNATURE, body.length), body]))
 }

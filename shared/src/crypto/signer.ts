@@ -1,15 +1,13 @@
 /**
  * Signers: whatever holds a private key and can make an RSASSA-PKCS1-v1_5
  * SHA-512 signature. The codec only needs this interface, so the vault's
- * worker pool, an HSM (PKCS#11) and the device's WebCrypto key all fit.
+ * worker pool, an HSM (PKCS#11) and the device's key all fit. The signers
+ * on Node's crypto (NodeKeySigner, WebCryptoSigner) are in `@sv/shared/node`.
  */
-import { Buffer } from 'node:buffer'
-import { createPrivateKey, sign as nodeSign, type KeyObject } from 'node:crypto'
 import { VaultError } from '../errors.js'
 import { decodePem } from './pem.js'
 import { pkcs1ToPkcs8, pkcs8ToPkcs1, rsaPublicFromPkcs1Private } from './der.js'
 import { PublicKey } from './keys.js'
-import { getWebCrypto, type CryptoKey } from './platform.js'
 
 export interface AssertionSigner {
   /** The public half; `publicKey.id` is the `sign-key-sha3-384` of what it signs. */
@@ -20,7 +18,7 @@ export interface AssertionSigner {
 
 export interface LoadedPrivateKey {
   /** PKCS#8 DER of the RSA private key (sensitive: never log, never send). */
-  pkcs8: Buffer
+  pkcs8: Uint8Array
   publicKey: PublicKey
 }
 
@@ -38,60 +36,4 @@ export function loadPrivateKeyPem(pem: string): LoadedPrivateKey {
     return { pkcs8: der, publicKey: PublicKey.fromRsa(rsaPublicFromPkcs1Private(pkcs8ToPkcs1(der))) }
   }
   throw new VaultError('SV_KEY_INVALID', `expected an RSA private key PEM, got "${label}"`, { details: { reason: 'unsupported PEM label' } })
-}
-
-/** A signer on a WebCrypto CryptoKey (@peculiar/webcrypto). */
-export class WebCryptoSigner implements AssertionSigner {
-  readonly publicKey: PublicKey
-  readonly #key: CryptoKey
-
-  constructor(key: CryptoKey, publicKey: PublicKey) {
-    this.#key = key
-    this.publicKey = publicKey
-  }
-
-  async sign(data: Uint8Array): Promise<Uint8Array> {
-    return new Uint8Array(await getWebCrypto().subtle.sign({ name: 'RSASSA-PKCS1-v1_5' }, this.#key, data))
-  }
-
-  /** Imports a PKCS#8 key as non-extractable. */
-  static async fromPkcs8(pkcs8: Uint8Array, publicKey: PublicKey): Promise<WebCryptoSigner> {
-    const key = await getWebCrypto().subtle.importKey('pkcs8', pkcs8, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-512' }, false, ['sign'])
-    return new WebCryptoSigner(key, publicKey)
-  }
-
-  static async fromPem(pem: string): Promise<WebCryptoSigner> {
-    const { pkcs8, publicKey } = loadPrivateKeyPem(pem)
-    return WebCryptoSigner.fromPkcs8(pkcs8, publicKey)
-  }
-}
-
-/**
- * A signer on a node:crypto KeyObject: the key is parsed once, so each
- * signature costs exactly one RSA operation (the raw ceiling measured in
- * bench/codec.ts). Signing is synchronous and blocks for one RSA operation
- * (about 5 ms for RSA-4096 here); the vault signs in worker threads instead.
- */
-export class NodeKeySigner implements AssertionSigner {
-  readonly publicKey: PublicKey
-  readonly #key: KeyObject
-
-  constructor(key: KeyObject, publicKey: PublicKey) {
-    if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa') throw new VaultError('SV_KEY_INVALID', 'expected an RSA private key', { details: { reason: 'not an RSA private key' } })
-    this.#key = key
-    this.publicKey = publicKey
-  }
-
-  async sign(data: Uint8Array): Promise<Uint8Array> {
-    return nodeSign('sha512', data, this.#key)
-  }
-
-  static fromPkcs8(pkcs8: Uint8Array, publicKey: PublicKey): NodeKeySigner {
-    return new NodeKeySigner(createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' }), publicKey)
-  }
-
-  static fromPem(pem: string): NodeKeySigner {
-    const { pkcs8, publicKey } = loadPrivateKeyPem(pem)
-    return NodeKeySigner.fromPkcs8(pkcs8, publicKey)
-  }
 }

@@ -22,6 +22,7 @@
  * remembers recent (client, token) pairs.
  */
 import { z } from 'zod'
+import { utf8Decode } from '../crypto/bytes.js'
 import { VaultError, type ErrorCode } from '../errors.js'
 
 export const MQTT_PREFIX = 'serial-vault/v1'
@@ -95,7 +96,7 @@ export interface MqttRejectedReply {
 export function parseMqttRequest(payload: Uint8Array): MqttRequest {
   let json: unknown
   try {
-    json = JSON.parse(Buffer.from(payload).toString('utf8'))
+    json = JSON.parse(utf8Decode(payload))
   } catch {
     throw new VaultError('SV_REQUEST_INVALID', 'the payload is not JSON', { details: { reason: 'json' } })
   }

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { SerialRequestAssertion, WebCryptoSigner, decodeStream, encodeStream, formatRfc3339, loadPrivateKeyPem, signAssertion, type Assertion } from '@sv/shared'
+import { WebCryptoSigner } from '@sv/shared/node'
+import { SerialRequestAssertion, decodeStream, encodeStream, formatRfc3339, loadPrivateKeyPem, signAssertion, type Assertion } from '@sv/shared'
 import type { Clock } from '../../../device-agent/src/clock.js'
 import { deviceKeyFromPkcs8, type DeviceKey } from '../../../device-agent/src/identity/device-key.js'
 import type { SerialAnswer, VaultClient } from '../../../device-agent/src/vault/vault-client.js'
@@ -124,7 +125,7 @@ export class ScriptedVault implements VaultClient {
       await smallBrandSigner(),
     )
     this.issued++
-    const out = encodeStream([serial])
+    const out = Buffer.from(encodeStream([serial]))
     if (Object.keys(overrides).length === 0) this.#byRequest.set(key, out)
     return out
   }

@@ -12,7 +12,8 @@ import { createServer as createHttpsServer } from 'node:https'
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net'
 import { createHash, randomBytes, X509Certificate, type webcrypto } from 'node:crypto'
 import { request as httpsRequest } from 'node:https'
-import { encodePem, getWebCrypto } from '@sv/shared'
+import { encodePem } from '@sv/shared'
+import { getWebCrypto } from '@sv/shared/node'
 
 export interface TestCert {
   certPem: string

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import { ModelAssertion, SerialRequestAssertion, TrustDb, decodeStream } from '@sv/shared'
+import { ModelAssertion, SerialRequestAssertion, TrustDb, decodeStream, utf8Decode } from '@sv/shared'
 import { buildSerialRequest, formatRequestBody } from '../../../device-agent/src/identity/serial-request.js'
 import { readRequestBody } from '../../../vault-server/src/services/registration/request-body.js'
 import { runSnapdCheck } from '../../helpers/snapd-check.js'
@@ -44,7 +44,7 @@ test('serial-request: self-signed with the device key, snapd accepts it, the mod
   t.is(r.headerString('request-id'), 'REQ-1')
   t.is(r.headerString('serial'), 'SN-2')
   t.is(r.signKeyId, key.publicKey.id)
-  t.is(r.body.toString(), body)
+  t.is(utf8Decode(r.body), body)
   await new TrustDb({ trusted: [] }).check(r)
 
   const dir = await mkdtemp(join(tmpdir(), 'sv-serial-request-'))

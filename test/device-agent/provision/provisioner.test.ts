@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat, unlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import { ModelAssertion, SerialRequestAssertion, decodeStream } from '@sv/shared'
+import { ModelAssertion, SerialRequestAssertion, decodeStream, utf8Decode } from '@sv/shared'
 import { AgentError } from '../../../device-agent/src/errors.js'
 import { AgentConfigSchema, agentPaths } from '../../../device-agent/src/config.js'
 import { CheckpointStore, initialCheckpoint } from '../../../device-agent/src/provision/checkpoint.js'
@@ -123,7 +123,7 @@ it('provisioner: from scratch to provisioned, one checkpoint per step, files wri
   t.is(sr.deviceKey.id, KEY.publicKey.id)
   t.is(sr.headerString('serial'), 'PROV-0001')
   t.is(sr.headerString('request-id'), 'rid-1')
-  const body = parseYaml(sr.body.toString('utf8')) as Record<string, Record<string, unknown>>
+  const body = parseYaml(utf8Decode(sr.body)) as Record<string, Record<string, unknown>>
   t.is(body.serial as unknown as string, 'PROV-0001')
   t.is(body.hardware!.board, 'Test Board')
   t.is(body.hardware!['serial-source'], 'value')

@@ -30,6 +30,8 @@ import {
   signAssertion,
   type ErrorCode,
   type HeadersInput,
+  bytesEqual,
+  utf8Decode,
 } from '@sv/shared'
 import { keyId, publicKeyOf, signerFor } from '../../helpers/keys.js'
 import { decodeVectorFile, readVector, trustDbFor } from '../../helpers/vectors.js'
@@ -48,10 +50,10 @@ function text(file: string): string {
 /** Checks shared by every family: the bytes are kept and re-encode exactly. */
 function assertCommon(t: ExecutionContext, a: Assertion, file: string): void {
   const raw = readVector(file)
-  t.true(a.encode().equals(raw), 'encode() is not the file')
-  t.true(encodeStream([a]).equals(raw), 'encodeStream([a]) is not the file')
+  t.true(bytesEqual(a.encode(), raw), 'encode() is not the file')
+  t.true(bytesEqual(encodeStream([a]), raw), 'encodeStream([a]) is not the file')
   t.true(raw.subarray(0, a.content.length).equals(a.content))
-  t.is(a.content.toString('utf8'), raw.toString('utf8').slice(0, raw.toString('utf8').lastIndexOf('\n\n')))
+  t.is(utf8Decode(a.content), raw.toString('utf8').slice(0, raw.toString('utf8').lastIndexOf('\n\n')))
   t.is(a.header('type'), a.typeName)
   t.is(a.type.name, a.typeName)
   t.is(Object.getPrototypeOf(a.headers), null)
@@ -102,7 +104,7 @@ test('decode: account-key (brand key signed by the root), every accessor', (t) =
   t.is(a.publicKey.id, BRAND_ID)
   t.true(a.publicKey.equals(publicKeyOf('brand')))
   t.is(a.publicKey.bits, 4096)
-  t.is(a.body.toString('utf8'), a.publicKey.encode())
+  t.is(utf8Decode(a.body), a.publicKey.encode())
   t.is(a.header('body-length'), String(a.body.length))
   t.is(a.signKeyId, ROOT_ID)
   t.deepEqual(a.primaryKey(), [BRAND_ID])
@@ -208,7 +210,7 @@ test('decode: serial-request (self-signed, proposed serial, body), every accesso
   t.true(a.deviceKey.equals(publicKeyOf('device')))
   t.is(a.header('device-key'), a.deviceKey.encode())
   t.is(a.signKeyId, DEVICE_ID)
-  t.is(a.body.toString('utf8'), BODY)
+  t.is(utf8Decode(a.body), BODY)
   t.deepEqual(a.primaryKey(), [])
   t.is(a.ref, 'serial-request')
   t.is(a.describe(), `serial-request brand-id=acme-brand model=acme-pi-gateway serial=A1B2C3D4 request-id=${REQUEST_ID}`)
@@ -238,7 +240,7 @@ test('decode: serial (brand-signed, revision 1, body), every accessor', (t) => {
   t.true(a.deviceKey.equals(publicKeyOf('device')))
   t.is(a.header('device-key-sha3-384'), DEVICE_ID)
   t.is(a.timestamp, ms('2024-01-03T00:00:00Z'))
-  t.is(a.body.toString('utf8'), BODY)
+  t.is(utf8Decode(a.body), BODY)
   t.is(a.signKeyId, BRAND_ID)
   t.deepEqual(a.primaryKey(), ['acme-brand', 'acme-pi-gateway', 'A1B2C3D4'])
   t.is(a.ref, 'serial/acme-brand/acme-pi-gateway/A1B2C3D4')
@@ -267,7 +269,7 @@ test('decode: system-user signed with the brand fixture key, every accessor, and
   const a = decodeAssertion(signed.encode())
   t.true(a instanceof SystemUserAssertion)
   if (!(a instanceof SystemUserAssertion)) return
-  t.true(a.encode().equals(signed.encode()))
+  t.true(bytesEqual(a.encode(), signed.encode()))
   t.is(a.format, 1)
   t.is(a.authorityId, 'acme-brand')
   t.is(a.brandId, 'acme-brand')
@@ -286,8 +288,7 @@ test('decode: system-user signed with the brand fixture key, every accessor, and
   t.deepEqual(a.primaryKey(), ['acme-brand', 'field-ops@acme.example'])
   t.is(a.ref, 'system-user/acme-brand/field-ops@acme.example')
   // header order: type, format, authority-id, primary key, the rest sorted
-  const names = a.content
-    .toString('utf8')
+  const names = utf8Decode(a.content)
     .split('\n')
     .filter((l) => /^[a-z]/.test(l))
     .map((l) => l.slice(0, l.indexOf(':')))
@@ -573,9 +574,10 @@ async function serialRequestWithHeadSize(headBytes: number, body = ''): Promise<
     'device-key': signer.publicKey.encode(),
   }
   const probe = await signAssertion('serial-request', { ...base, padding: '' }, body, signer)
-  const headLen = probe.content.indexOf('\n\n') === -1 ? probe.content.length : probe.content.indexOf('\n\n')
+  const content = Buffer.from(probe.content)
+  const headLen = content.indexOf('\n\n') === -1 ? content.length : content.indexOf('\n\n')
   const a = await signAssertion('serial-request', { ...base, padding: 'x'.repeat(headBytes - 2 - headLen) }, body, signer)
-  const enc = a.encode()
+  const enc = Buffer.from(a.encode())
   if (enc.indexOf('\n\n') + 2 !== headBytes) throw new Error(`padding arithmetic is off: ${enc.indexOf('\n\n') + 2} != ${headBytes}`)
   return enc
 }
@@ -660,7 +662,7 @@ test('decode stream: assertions separated by exactly one blank line (asserts.Enc
     as.map((a) => a.typeName),
     ['account', 'account-key', 'model'],
   )
-  t.true(encodeStream(as).equals(stream))
+  t.true(bytesEqual(encodeStream(as), stream))
   t.deepEqual(
     decodeVectorFile('stream.assert').map((a) => a.typeName),
     ['account', 'account-key', 'model', 'serial'],
@@ -688,14 +690,14 @@ test('decode stream: a missing final LF is fine, and encodeStream puts it back',
   const noLf = stream.subarray(0, stream.length - 1)
   const as = decodeStream(noLf)
   t.is(as.length, 2)
-  t.true(as[1]!.content.equals(decodeStream(stream)[1]!.content))
-  t.true(encodeStream(as).equals(stream))
+  t.true(bytesEqual(as[1]!.content, decodeStream(stream)[1]!.content))
+  t.true(bytesEqual(encodeStream(as), stream))
 })
 
 test('decode stream: one trailing blank line after the last signature is normalised', (t) => {
   const as = decodeStream(Buffer.concat([A, Buffer.from('\n')]))
   t.is(as.length, 1)
-  t.true(encodeStream(as).equals(A))
+  t.true(bytesEqual(encodeStream(as), A))
 })
 
 test('decode stream: an empty stream has no assertions; a lone LF is an unexpected EOF', (t) => {
@@ -744,9 +746,9 @@ test('decode: a complete assertion followed by a blank line is refused (the sign
 test('decode: one trailing LF or none is fine', (t) => {
   const withLf = decodeAssertion(M)
   const without = decodeAssertion(M.subarray(0, M.length - 1))
-  t.true(withLf.content.equals(without.content))
-  t.true(encodeStream([without]).equals(M))
-  t.true(without.encode().equals(M.subarray(0, M.length - 1)))
+  t.true(bytesEqual(withLf.content, without.content))
+  t.true(bytesEqual(encodeStream([without]), M))
+  t.true(bytesEqual(without.encode(), M.subarray(0, M.length - 1)))
 })
 
 test('decode: no content/signature separator', (t) => {
@@ -765,8 +767,8 @@ test('decode: a body containing blank lines (the last LF LF is the signature sep
   const signer = await signerFor('small/device')
   const body = 'line 1\n\n\nline 4\n\n'
   const a = await signAssertion('serial-request', { 'brand-id': 'acme-brand', model: 'm1', 'request-id': 'r', 'device-key': signer.publicKey.encode() }, body, signer)
-  t.is(decodeAssertion(a.encode()).body.toString(), body)
-  t.is(decodeStream(a.encode())[0]?.body.toString(), body)
+  t.is(utf8Decode(decodeAssertion(a.encode()).body), body)
+  t.is(utf8Decode(decodeStream(a.encode())[0]!.body), body)
 })
 
 // --- header grammar ---------------------------------------------------------------

@@ -144,7 +144,7 @@ function world(t: ExecutionContext): World {
 }
 
 /** Our verdict with the same anchors and chain, checked as snapd-check does. */
-async function ourVerdict(trusted: Assertion[], chain: Assertion[], file: Buffer): Promise<(string | true)[]> {
+async function ourVerdict(trusted: Assertion[], chain: Assertion[], file: Uint8Array): Promise<(string | true)[]> {
   const db = new TrustDb({ trusted })
   const { failed } = await db.addAll(chain)
   if (failed.length) return failed.map((f) => `chain: ${f.error.code}`)
@@ -169,7 +169,7 @@ async function ourVerdict(trusted: Assertion[], chain: Assertion[], file: Buffer
   return out
 }
 
-async function verifyWithSnapd(t: ExecutionContext, trusted: Assertion[], chain: Assertion[][], file: Buffer): Promise<VerifyResult | undefined> {
+async function verifyWithSnapd(t: ExecutionContext, trusted: Assertion[], chain: Assertion[][], file: Uint8Array): Promise<VerifyResult | undefined> {
   const bin = locateSnapdCheck()
   if (bin instanceof Error) {
     t.fail(bin.message)
@@ -218,7 +218,7 @@ test(acceptedBySnapd, 'everything in one stream (brand chain, models, serial)', 
 
 test('snapd-check: a tampered assertion we signed is refused by snapd and by us (the check can fail)', async (t) => {
   const w = world(t)
-  const good = w.serial.encode().toString('utf8')
+  const good = w.serial.text()
   const tampered = Buffer.from(good.replace('serial: SV-0001', 'serial: SV-0009'))
   t.not(tampered.toString('utf8'), good)
   const r = await verifyWithSnapd(t, w.trusted, [w.brandChain, [w.model22]], tampered)
@@ -242,7 +242,7 @@ test('snapd-check: a serial by an authority the model does not list is refused b
 
 // stream separators: our decoder and snapd's agree on what is a stream
 const separatorAgreement = test.macro({
-  async exec(t: ExecutionContext, what: string, build: (a: Buffer, b: Buffer) => Buffer) {
+  async exec(t: ExecutionContext, what: string, build: (a: Uint8Array, b: Uint8Array) => Uint8Array) {
     const w = world(t)
     const bytes = build(w.brandChain[0]!.encode(), w.brandChain[1]!.encode())
     const r = await verifyWithSnapd(t, w.trusted, [], bytes)

@@ -7,7 +7,7 @@ import test from 'ava'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decodeStream, SerialRequestAssertion } from '@sv/shared'
+import { decodeStream, SerialRequestAssertion, utf8Decode } from '@sv/shared'
 import { runVaultCli, type CliRun as Run } from '../../helpers/cli.js'
 
 const ROOT = new URL('../../../', import.meta.url).pathname
@@ -109,7 +109,7 @@ test('sign: signs a serial-request that verifies, with headers from YAML and nam
   const sr = a as SerialRequestAssertion
   t.is(sr.serial, '42', 'YAML numbers become strings')
   t.is(sr.requestId, 'REQ-1')
-  t.is(sr.body.toString(), 'serial: 42\nmac: 00:11:22:33:44:55\n')
+  t.is(utf8Decode(sr.body), 'serial: 42\nmac: 00:11:22:33:44:55\n')
   await writeFile(join(dir, 'sr.assert'), r.stdout)
   const v = await cli(['assertion', 'verify', '--trusted', join(VECTORS, 'trusted.assert'), join(dir, 'sr.assert')])
   t.is(v.code, 0, v.stdout + v.stderr)

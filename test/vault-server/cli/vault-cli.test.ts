@@ -107,7 +107,7 @@ test('brand import: the vectors brand imports; a key that is not the account-key
   const out = join(data, 'trust.assert')
   ok(t, await cli(['trust', 'export', '--data', data, '--brand', 'acme-brand', '--out', out]), 'trust export')
   t.deepEqual(
-    decodeStream(await readFile(out)).map((a) => a.encode()),
+    decodeStream(await readFile(out)).map((a) => Buffer.from(a.encode())),
     [await readFile(vectorPath('account.assert')), await readFile(vectorPath('account-key.assert'))],
   )
 })

@@ -13,7 +13,6 @@ import {
   SerialRequestAssertion,
   TrustDb,
   VaultError,
-  WebCryptoSigner,
   decodeStreamPartial,
   formatRfc3339,
   parseRfc3339,
@@ -22,7 +21,9 @@ import {
   type Assertion,
   type HeaderValue,
   type HeadersInput,
+  utf8Decode,
 } from '@sv/shared'
+import { WebCryptoSigner } from '@sv/shared/node'
 import { CliError, EXIT, type CliIo } from './io.js'
 
 const MAX_INPUT = 16 * 1024 * 1024
@@ -200,7 +201,7 @@ export async function signCommand(io: CliIo, assignments: string[], opts: SignOp
   }
   const signer = await WebCryptoSigner.fromPem(await readPem(io, opts.key, 'key'))
   const a = await signAssertion(opts.type, headers, body, signer, creationTime === undefined ? {} : { creationTime })
-  io.out(a.encode().toString('utf8'))
+  io.out(a.text())
   return EXIT.OK
 }
 
@@ -228,7 +229,7 @@ function describeForShow(a: Assertion): Record<string, unknown> {
 export async function showCommand(io: CliIo, file: string, opts: { json?: boolean }): Promise<number> {
   const { assertions, error } = decodeStreamPartial(await readInput(io, file, 'assertion file'))
   if (opts.json) {
-    const out = assertions.map((a) => ({ ...describeForShow(a), headers: a.headers, body: a.body.toString('utf8') }))
+    const out = assertions.map((a) => ({ ...describeForShow(a), headers: a.headers, body: utf8Decode(a.body) }))
     io.out(`${JSON.stringify({ file, assertions: out, error: error ? { code: error.code, message: error.message } : undefined }, null, 2)}\n`)
   } else {
     for (const [i, a] of assertions.entries()) {
@@ -245,7 +246,7 @@ export async function showCommand(io: CliIo, file: string, opts: { json?: boolea
         io.out(`  public key: ${pk.id} (RSA ${pk.bits}), valid from ${pk.since}${pk.until ? ` until ${pk.until}` : ''}\n`)
       }
       io.out('  headers:\n')
-      const head = a.content.subarray(0, a.body.length > 0 ? a.content.length - a.body.length - 2 : a.content.length).toString('utf8')
+      const head = utf8Decode(a.content.subarray(0, a.body.length > 0 ? a.content.length - a.body.length - 2 : a.content.length))
       for (const line of head.split('\n')) io.out(`    ${line}\n`)
       if (a.body.length > 0) io.out(`  body: ${a.body.length} bytes\n`)
     }

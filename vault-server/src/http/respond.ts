@@ -18,7 +18,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(Buffer.from(`${JSON.stringify(body)}\n`))
 }
 
-export function sendAssertions(res: ServerResponse, stream: Buffer): void {
+export function sendAssertions(res: ServerResponse, stream: Uint8Array): void {
   res.statusCode = 200
   res.setHeader('Content-Type', ASSERTION_MEDIA_TYPE)
   res.end(stream)

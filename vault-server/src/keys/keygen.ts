@@ -1,11 +1,12 @@
 /**
  * RSA key generation for the vault's own keys (root and brand keys): the
- * shared worker-thread generator (@sv/shared generateRsaPkcs8, which explains
- * why a worker), plus the public key, with failures as SV_INTERNAL.
+ * shared worker-thread generator (@sv/shared/node generateRsaPkcs8, which
+ * explains why a worker), plus the public key, with failures as SV_INTERNAL.
  */
 import { Buffer } from 'node:buffer'
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { KeyGenerationError, PublicKey, VaultError, generateRsaPkcs8 } from '@sv/shared'
+import { PublicKey, VaultError } from '@sv/shared'
+import { KeyGenerationError, generateRsaPkcs8 } from '@sv/shared/node'
 
 export interface GeneratedKey {
   /** PKCS#8 DER of the private key (sensitive: seal it, zero it, never log it). */
@@ -31,7 +32,8 @@ export interface GenerateRsaKeyOptions {
 export function generateRsaKey(bits = 4096, options: GenerateRsaKeyOptions = {}): Promise<GeneratedKey> {
   const { progressIntervalMs = 250, ...rest } = options
   return generateRsaPkcs8(bits, { ...rest, progressIntervalMs }).then(
-    (pkcs8) => {
+    (der) => {
+      const pkcs8 = Buffer.from(der.buffer, der.byteOffset, der.byteLength)
       try {
         const jwk = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' })
         return { pkcs8, publicKey: PublicKey.fromRsa({ n: Buffer.from(jwk.n!, 'base64url'), e: Buffer.from(jwk.e!, 'base64url') }) }

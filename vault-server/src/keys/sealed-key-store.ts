@@ -94,7 +94,9 @@ export class SealedKeyStore implements KeyStore {
   async importKey(input: ImportKeyInput): Promise<SigningKeyInfo> {
     checkInput(input)
     if (typeof input.pem !== 'string') throw new TypeError('importKey: pem must be a string')
-    const { pkcs8, publicKey } = loadPrivateKeyPem(input.pem)
+    const loaded = loadPrivateKeyPem(input.pem)
+    const { publicKey } = loaded
+    const pkcs8 = Buffer.from(loaded.pkcs8.buffer, loaded.pkcs8.byteOffset, loaded.pkcs8.byteLength) // a view: zeroing it zeroes the key
     try {
       this.#checkSize(publicKey.bits)
       checkKeyPair(pkcs8, publicKey)
@@ -242,7 +244,7 @@ export class SealedKeyStore implements KeyStore {
       purpose: input.purpose,
       name: input.name,
       bits: publicKey.bits,
-      accountKeyAssertion: accountKey.encode().toString('utf8'),
+      accountKeyAssertion: accountKey.text(),
       enabled: true,
       sealed: seal(this.#masterKey, pkcs8, sealContext(keyId)),
       createdAt: this.#now(),

@@ -1,9 +1,9 @@
 /**
- * Starts one of the worker scripts beside this file (@sv/shared
+ * Starts one of the worker scripts beside this file (@sv/shared/node
  * startWorkerBeside explains how, from source and from a build).
  */
 import type { Worker, WorkerOptions } from 'node:worker_threads'
-import { startWorkerBeside } from '@sv/shared'
+import { startWorkerBeside } from '@sv/shared/node'
 
 export type WorkerName = 'signer-worker'
 

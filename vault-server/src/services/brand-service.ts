@@ -33,6 +33,7 @@ import {
   type Assertion,
   type AssertionSigner,
 } from '@sv/shared'
+import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import type { KeyStore, SigningKeyInfo } from '../keys/keystore.js'
 import type { AuditSeal, BrandRecord, StoreRecord, VaultStore } from '../store/store.js'
@@ -132,7 +133,7 @@ export class BrandService {
   }
 
   #signAccount(signer: AssertionSigner, authority: string, accountId: string, displayName: string, now: number): Promise<string> {
-    return signAssertion('account', { 'authority-id': authority, 'account-id': accountId, 'display-name': displayName, username: accountId, validation: 'verified', timestamp: formatRfc3339(now) }, undefined, signer).then((a) => a.encode().toString('utf8'))
+    return signAssertion('account', { 'authority-id': authority, 'account-id': accountId, 'display-name': displayName, username: accountId, validation: 'verified', timestamp: formatRfc3339(now) }, undefined, signer).then((a) => a.text())
   }
 
   #signAccountKey(signer: AssertionSigner, authority: string, accountId: string, name: string, key: PublicKey, now: number): Promise<string> {
@@ -141,7 +142,7 @@ export class BrandService {
       { 'authority-id': authority, 'account-id': accountId, name, 'public-key-sha3-384': key.id, since: formatRfc3339(now - DAY) },
       key.encode(),
       signer,
-    ).then((a) => a.encode().toString('utf8'))
+    ).then((a) => a.text())
   }
 
   /** The base store a new brand gets: `storeId`, else the brand id; SV_STORE_EXISTS when taken. */
@@ -270,6 +271,6 @@ export class BrandService {
       for (const k of await this.#keys.listKeys(brandId)) parts.push(decodeAssertion(k.accountKeyAssertion))
     }
     if (parts.length === 0) throw new VaultError('SV_BRAND_UNKNOWN', 'this vault has no root authority yet (create a brand first)', { details: {} })
-    return encodeStream(parts)
+    return Buffer.from(encodeStream(parts))
   }
 }

@@ -207,7 +207,7 @@ export class CatalogOps {
   }
 
   /** The brand's account, the model's key's account-key and the model: what an image build needs (model.download). */
-  async modelAssertions(p: Principal, ctx: RequestContext, brandId: string, name: string): Promise<Buffer> {
+  async modelAssertions(p: Principal, ctx: RequestContext, brandId: string, name: string): Promise<Uint8Array> {
     const { model } = await this.#c.model(p, ctx, brandId, name, 'model.download')
     const brand = await this.#c.d.store.brands.getBrand(brandId)
     const key = await this.#c.d.store.keys.get(model.signingKeyId)

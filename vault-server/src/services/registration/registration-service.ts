@@ -133,7 +133,7 @@ export class RegistrationService {
   }
 
   /** The brand's account, its key's account-key and the signed model, for an api-key of that model. */
-  async modelChain(input: { apiKey: string | undefined; brandId: string; model: string }): Promise<Buffer> {
+  async modelChain(input: { apiKey: string | undefined; brandId: string; model: string }): Promise<Uint8Array> {
     if (!input.apiKey) throw new VaultError('SV_API_KEY_MISSING', 'the api-key is required', { details: { header: 'api-key' } })
     const model = await this.#o.models.get(input.brandId, input.model).catch(() => undefined)
     if (!model || !(await this.#o.models.modelsForApiKey(input.apiKey)).some((m) => m.brandId === input.brandId && m.name === input.model)) {

@@ -11,7 +11,7 @@
  * parser. test/vault-server/services/request-body.test.ts holds both to the
  * same answers.
  */
-import { Buffer } from 'node:buffer'
+import { utf8Decode } from '@sv/shared'
 import { parse as parseYaml } from 'yaml'
 
 export interface RequestBodyFacts {
@@ -28,9 +28,9 @@ const MAX_TIMINGS = 32
  * lines, `telemetry:` with indented `name: number` lines) is read line by
  * line; anything else goes through the YAML parser.
  */
-export function readRequestBody(body: Buffer): RequestBodyFacts {
+export function readRequestBody(body: Uint8Array): RequestBodyFacts {
   if (body.length === 0 || body.length > MAX_BODY_YAML) return {}
-  const text = body.toString('utf8')
+  const text = utf8Decode(body)
   return readFlatBody(text) ?? readYamlBody(text)
 }
 

@@ -10,7 +10,6 @@
  * but a libuv job cannot be cancelled, while a worker can be terminated: an
  * aborted generation stops using the CPU at once.
  */
-import { Buffer } from 'node:buffer'
 import { startWorkerBeside } from './start-worker.js'
 
 export interface GenerateRsaPkcs8Options {
@@ -41,18 +40,18 @@ export class KeyGenerationError extends Error {
  * with `signal.reason` when aborted and with KeyGenerationError when the
  * worker fails.
  */
-export function generateRsaPkcs8(bits: number, options: GenerateRsaPkcs8Options = {}): Promise<Buffer> {
+export function generateRsaPkcs8(bits: number, options: GenerateRsaPkcs8Options = {}): Promise<Uint8Array> {
   if (!Number.isInteger(bits) || bits < 1024 || bits > 16384 || bits % 8 !== 0) {
     throw new TypeError(`RSA key generation: bits must be a multiple of 8 from 1024 to 16384, got ${bits}`)
   }
   const { onProgress, progressIntervalMs = 1000, signal } = options
   if (signal?.aborted) return Promise.reject(signal.reason)
-  return new Promise<Buffer>((resolve, reject) => {
+  return new Promise<Uint8Array>((resolve, reject) => {
     const started = performance.now()
     const worker = startWorkerBeside(import.meta.url, 'keygen-worker', { workerData: { bits } })
     let done = false
     const ticker = onProgress ? setInterval(() => onProgress(Math.round(performance.now() - started)), progressIntervalMs) : undefined
-    const finish = (err: unknown, pkcs8?: Buffer): void => {
+    const finish = (err: unknown, pkcs8?: Uint8Array): void => {
       if (done) return
       done = true
       clearInterval(ticker)
@@ -63,7 +62,7 @@ export function generateRsaPkcs8(bits: number, options: GenerateRsaPkcs8Options 
     }
     const onAbort = (): void => finish(signal!.reason)
     signal?.addEventListener('abort', onAbort, { once: true })
-    worker.once('message', (msg: { pkcs8: ArrayBuffer }) => finish(undefined, Buffer.from(msg.pkcs8)))
+    worker.once('message', (msg: { pkcs8: ArrayBuffer }) => finish(undefined, new Uint8Array(msg.pkcs8)))
     worker.once('error', (err) => finish(new KeyGenerationError(`key generation failed: ${err.message}`, { cause: err })))
     worker.once('exit', (code) => finish(new KeyGenerationError(`key generation worker exited (code ${code}) without a key`, { exitCode: code })))
   })
