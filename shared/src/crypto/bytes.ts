@@ -327,12 +327,19 @@ export function bitLength(b: Uint8Array): number {
 }
 
 export function uint16be(n: number): Uint8Array {
-  return new Uint8Array([(n >>> 8) & 0xff, n & 0xff])
+  const b = new Uint8Array(2)
+  b[0] = n >>> 8
+  b[1] = n
+  return b
 }
 
 export function uint32be(n: number): Uint8Array {
-  const v = n >>> 0
-  return new Uint8Array([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff])
+  const b = new Uint8Array(4)
+  b[0] = n >>> 24
+  b[1] = n >>> 16
+  b[2] = n >>> 8
+  b[3] = n
+  return b
 }
 
 /** The big-endian 16-bit number at `off` (the caller checks the bounds). */

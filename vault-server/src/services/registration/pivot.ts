@@ -30,10 +30,9 @@
  *     one atomic write.
  */
 import { VaultError, verifySignature, AccountKeyAssertion, decodeAssertion, type SerialAssertion } from '@sv/shared'
-import type { AuditSeal, LogEntry, ModelRecord, SerialBinding } from '../../store/store.js'
-import { createLogId } from '../../store/log-id.js'
+import type { AuditSeal, ModelRecord, SerialBinding } from '../../store/store.js'
 import { hashApiKey } from '../model-service.js'
-import { type DecodedRequest, type FlowContext, type FlowDeps, signSerial } from './serial-flow.js'
+import { type DecodedRequest, type FlowContext, type FlowDeps, logEntryOf, signSerial } from './serial-flow.js'
 
 export interface PivotDeps extends FlowDeps {
   /** seconds a device waiting for review is told to wait */
@@ -142,7 +141,9 @@ export async function pivotSerial(d: PivotDeps, decoded: DecodedRequest, apiKey:
   const serialAssertion = await signSerial(d, req, toModel, serial, 1, toRec.signingKeyId, now)
   timing.signingMs = performance.now() - signStart
   const binding: SerialBinding = { brandId, model: toModel, serial, deviceKeyId: req.deviceKey.id, revision: 1, serialAssertion, requestId: req.requestId, issuedAt: now, released: false, pivotedFrom: fromModel }
-  const entry: LogEntry = { ...ctx, id: createLogId(now), time: now, outcome: 'pivoted', serial, revision: 1 } as LogEntry
+  const entry = logEntryOf(ctx, now, 'pivoted')
+  entry.serial = serial
+  entry.revision = 1
   const audit = d.auditPivot?.({ brandId, fromModel, toModel, serial, storeId: toRec.storeId, deviceKeyId: req.deviceKey.id, revision: 1, requestId: req.requestId })
   try {
     await d.store.registrations.bind(binding, entry, 0, { pivotFrom: { model: fromModel }, ...(audit ? { audit } : {}) })

@@ -16,8 +16,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { VaultError, decodeAssertion, encodeStream } from '@sv/shared'
-import type { LogEntry, LogOutcome, ModelRecord, SerialBinding, VaultStore } from '../../store/store.js'
-import { createLogId } from '../../store/log-id.js'
+import type { LogOutcome, ModelRecord, SerialBinding, VaultStore } from '../../store/store.js'
 import type { Logger } from '../../logger.js'
 import type { ModelService, SignerSource } from '../model-service.js'
 import type { RequestIdService } from './request-ids.js'
@@ -33,6 +32,7 @@ import {
   resolveSerial,
   signAndBind,
   type FlowContext,
+  logEntryOf,
 } from './serial-flow.js'
 import { pivotSerial, type PivotDeps } from './pivot.js'
 
@@ -207,7 +207,9 @@ export class RegistrationService {
 
   async #logRefusal(ctx: FlowContext, err: VaultError): Promise<VaultError> {
     const now = this.#deps.now()
-    const entry: LogEntry = { ...ctx, id: createLogId(now), time: now, outcome: 'refused', code: err.code, message: err.expose ? err.message.slice(0, 500) : 'internal error' }
+    const entry = logEntryOf(ctx, now, 'refused')
+    entry.code = err.code
+    entry.message = err.expose ? err.message.slice(0, 500) : 'internal error'
     try {
       await this.#o.store.signingLog.append(entry)
       return err
@@ -225,6 +227,8 @@ export class RegistrationService {
     if (ctx.brandId !== undefined) event.brandId = ctx.brandId
     if (ctx.model !== undefined) event.model = ctx.model
     this.#o.onOutcome?.(event)
+    const level = o.outcome !== 'refused' ? 'info' : o.code === 'SV_SERIAL_TAKEN' ? 'warn' : o.err && o.err.status >= 500 ? 'error' : 'info'
+    if (!this.#log.isLevelEnabled(level)) return
     const fields: Record<string, unknown> = {
       ...(input.reqId !== undefined ? { reqId: input.reqId } : {}),
       transport: input.transport,
