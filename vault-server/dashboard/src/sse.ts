@@ -1,0 +1,71 @@
+/**
+ * Server-sent events read with fetch (so that the admin token's
+ * Authorization header works as well as the session cookie), parsed as the
+ * HTML standard says (event/data/id/retry fields, comments, CR/LF/CRLF line
+ * ends). The parser has eventsource-parser's interface: to use that package
+ * instead, replace the createParser below with
+ * `export { createParser } from 'eventsource-parser'`.
+ */
+export interface SseEvent {
+  event?: string | undefined
+  data: string
+  id?: string | undefined
+}
+
+export interface SseParser {
+  feed(chunk: string): void
+  reset(): void
+}
+
+export function createParser(cb: { onEvent: (e: SseEvent) => void; onRetry?: (ms: number) => void }): SseParser {
+  let buf = ''
+  let data: string[] = []
+  let event: string | undefined
+  let id: string | undefined
+  let first = true
+  const dispatch = () => {
+    if (data.length) cb.onEvent({ event, data: data.join('\n'), id })
+    data = []
+    event = undefined
+  }
+  const line = (l: string) => {
+    if (l === '') return dispatch()
+    if (l.startsWith(':')) return
+    const i = l.indexOf(':')
+    const field = i < 0 ? l : l.slice(0, i)
+    let value = i < 0 ? '' : l.slice(i + 1)
+    if (value.startsWith(' ')) value = value.slice(1)
+    if (field === 'data') data.push(value)
+    else if (field === 'event') event = value
+    else if (field === 'id') {
+      if (!value.includes('\0')) id = value
+    } else if (field === 'retry' && /^\d+$/.test(value)) cb.onRetry?.(Number(value))
+  }
+  return {
+    feed(chunk: string) {
+      if (first) {
+        first = false
+        if (chunk.startsWith('\ufeff')) chunk = chunk.slice(1)
+      }
+      buf += chunk
+      let start = 0
+      for (let i = 0; i < buf.length; i++) {
+        const c = buf[i]
+        if (c === '\n' || c === '\r') {
+          // a CR at the very end may be followed by the LF of the next chunk
+          if (c === '\r' && i === buf.length - 1) break
+          line(buf.slice(start, i))
+          if (c === '\r' && buf[i + 1] === '\n') i++
+          start = i + 1
+        }
+      }
+      buf = buf.slice(start)
+    },
+    reset() {
+      buf = ''
+      data = []
+      event = undefined
+      first = true
+    },
+  }
+}
