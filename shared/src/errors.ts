@@ -109,6 +109,8 @@ export const ERRORS = {
   SV_OIDC_CODE_INVALID: { status: 401, mqtt: 0x87, summary: 'the identity provider refused the authorization code (replayed, expired or PKCE mismatch); start a new login' },
   SV_OIDC_PROVIDER_UNAVAILABLE: { status: 503, mqtt: 0x88, summary: 'the identity provider is unreachable, timed out or answered with a server error; retry after the given delay' },
   SV_SYSTEM_USER_INVALID: { status: 400, mqtt: 0x99, summary: 'the system-user definition fails the system-user assertion checks' },
+  SV_DASHBOARD_NOT_BUILT: { status: 503, mqtt: 0x88, summary: 'the dashboard assets are missing from this installation: run npm run build (the admin API works without them)' },
+  SV_ALERT_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such clone alert in the stores the caller may see (alerts are kept for 7 days)' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

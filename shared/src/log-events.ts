@@ -54,6 +54,8 @@ export const LOG_EVENTS = [
   'pivot.rejected',
   'system_user.signed',
   'audit.verified',
+  'alert.acknowledged',
+  'live.opened',
   // logins
   'session.created',
   'session.ended',

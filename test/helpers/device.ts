@@ -80,6 +80,8 @@ export interface HttpOptions {
   timeoutMs?: number
   /** CA certificate (PEM) to trust for https URLs; default: do not check (test vaults use a self-signed cert) */
   ca?: string
+  /** resolve with the status and headers (empty body) and close the connection: for streams that never end */
+  headOnly?: boolean
 }
 
 /** One request on its own connection. Rejects on transport errors and after `timeoutMs` (default 15 s). */
@@ -97,6 +99,11 @@ export function httpRequest(url: string | URL, o: HttpOptions = {}): Promise<Htt
   }
   return new Promise((resolve, reject) => {
     const req = (isHttps ? httpsRequestFn : httpRequestFn)(u, opts, (res) => {
+      if (o.headOnly && res.statusCode === 200) {
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.alloc(0) })
+        req.destroy()
+        return
+      }
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))

@@ -24,6 +24,7 @@ import type { Admission } from './services/admission.js'
 import { deviceRoutes, registrationHandlers, type DeviceHandler } from './http/routes/device.js'
 import { adminRoutes } from './http/routes/admin.js'
 import { authRoutes } from './http/routes/auth.js'
+import { dashboardRoutes } from './http/routes/dashboard.js'
 import { pathOf, sendError } from './http/respond.js'
 import { randomText } from './random.js'
 
@@ -134,8 +135,15 @@ export function createApp(deps: AppDeps): VaultApp {
   })
 
   app.use(deviceRoutes(deps))
+  app.use(['/v1/admin', '/v1/auth'], (_req: Request, res: Response, next: NextFunction) => {
+    // answers of the admin and login API are data, never a page to render or frame
+    res.setHeader('X-Content-Type-Options', 'nosniff')
+    res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'")
+    next()
+  })
   app.use(adminRoutes(deps))
   app.use(authRoutes(deps))
+  app.use(dashboardRoutes())
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const allowed = DEVICE_ROUTES[req.path]

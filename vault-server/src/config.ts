@@ -70,8 +70,10 @@ export const VaultConfigSchema = z
         requestTimeoutMs: z.number().int().min(100).max(120000).default(10000),
         /** Retry-After seconds sent with 503 answers */
         retryAfterSeconds: z.number().int().min(1).max(3600).default(5),
+        /** open Live page streams (/v1/admin/live) at once; beyond it: 503 SV_OVERLOADED */
+        maxLiveStreams: z.number().int().min(1).max(10000).default(200),
       })
-      .default({ serialBodyBytes: 256 * 1024, adminBodyBytes: 1024 * 1024, maxConcurrentSerial: 512, requestTimeoutMs: 10000, retryAfterSeconds: 5 }),
+      .default({ serialBodyBytes: 256 * 1024, adminBodyBytes: 1024 * 1024, maxConcurrentSerial: 512, requestTimeoutMs: 10000, retryAfterSeconds: 5, maxLiveStreams: 200 }),
     signing: z
       .object({
         /** signing worker threads (0: one per core) */
@@ -142,6 +144,7 @@ export const VAULT_ENV: EnvTable = {
   VAULT_SERIAL_COPY_BODY: { path: 'serial.copyBody', type: 'boolean' },
   VAULT_DEVICE_KEY_MIN_BITS: { path: 'serial.deviceKeyMinBits', type: 'number' },
   VAULT_MAX_CONCURRENT_SERIAL: { path: 'limits.maxConcurrentSerial', type: 'number' },
+  VAULT_MAX_LIVE_STREAMS: { path: 'limits.maxLiveStreams', type: 'number' },
   VAULT_REQUEST_TIMEOUT_MS: { path: 'limits.requestTimeoutMs', type: 'number' },
   VAULT_SIGNING_WORKERS: { path: 'signing.workers', type: 'number' },
   VAULT_LOG_LEVEL: { path: 'log.level', type: 'string' },

@@ -21,6 +21,9 @@ import { ModelService } from './services/model-service.js'
 import { BrandService } from './services/brand-service.js'
 import { HealthService } from './services/health.js'
 import { AdminService } from './services/admin/admin-service.js'
+import { LiveHub } from './services/live/live-hub.js'
+import { alertView, isCloneAttempt } from './services/admin/live-ops.js'
+import { logEntryView } from './services/admin/views.js'
 import { AccessService } from './services/admin/access.js'
 import { AuditService } from './services/admin/audit.js'
 import { Admission } from './services/admission.js'
@@ -98,6 +101,8 @@ export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOp
     const audit = new AuditService({ masterKey: masterKey.secret, now })
     const access = new AccessService({ store, masterKey: masterKey.secret, now, sessionIdleMs: config.auth.sessionIdleMinutes * 60_000 })
     let metrics: VaultMetrics | undefined
+    const live = new LiveHub({ now, view: logEntryView, maxClients: config.limits.maxLiveStreams })
+    closers.unshift(async () => live.close())
     const registration = new RegistrationService({
       store,
       keys,
@@ -108,6 +113,10 @@ export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOp
       log: log.child({ module: 'registration' }),
       now,
       onOutcome: (e) => metrics?.recordOutcome(e),
+      onEntry: (e) => {
+        live.publish(e)
+        if (isCloneAttempt(e)) live.broadcast('alert', alertView(e), e.storeId)
+      },
       onRequestId: (transport) => metrics?.requestIdsIssued.inc({ transport }),
       auditPivot: (f) =>
         audit.seal({
@@ -121,7 +130,7 @@ export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOp
           requestId: f.requestId,
         }),
     })
-    const admin = new AdminService({ store, access, audit, brands, models, keys, registration, log: log.child({ module: 'admin' }), now })
+    const admin = new AdminService({ store, access, audit, brands, models, keys, registration, live, log: log.child({ module: 'admin' }), now })
     const providers = config.auth.oidc.providers
     const publicUrl = config.auth.publicUrl ?? `${config.tls.plainHttp ? 'http' : 'https'}://${config.listen}`
     const oidc =

@@ -61,6 +61,7 @@ export const ImportKeyRequest = z.object({ pem, accountKey: assertionText, trust
 export const NewKeyRequest = z.object({ name: z.string().min(1).max(64) }).strict()
 /** Disabling needs a reason; enabling may give one. */
 export const KeyStateRequest = z.object({ reason: reason.optional() }).strict()
+export const AcknowledgeAlertRequest = z.object({ note: z.string().min(1).max(500).optional() }).strict()
 
 const partner = z.object({ name: z.string().min(1).max(200), relation: z.enum(['reseller', 'subsidiary', 'business-partner', 'other']) }).strict()
 export const CreateStoreRequest = z

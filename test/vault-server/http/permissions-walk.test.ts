@@ -31,11 +31,11 @@ const ROLES: Role[] = ['admin', 'publisher', 'collaborator', 'reviewer', 'viewer
 const EXPECTED_ROLES: Record<Role, string[]> = {
   admin: [
     'store.read', 'store.manage', 'member.read', 'member.manage', 'token.manage', 'key.read', 'key.manage', 'model.read', 'model.manage', 'model.download', 'apikey.manage',
-    'serial.read', 'serial.release', 'log.read', 'log.export', 'metrics.read', 'system-user.sign', 'pivot.read', 'pivot.manage', 'pivot.review', 'audit.read',
+    'serial.read', 'serial.release', 'log.read', 'log.export', 'metrics.read', 'system-user.sign', 'pivot.read', 'pivot.manage', 'pivot.review', 'audit.read', 'alert.acknowledge',
   ],
   publisher: ['store.read', 'model.read', 'model.download', 'metrics.read'],
   collaborator: ['store.read'],
-  reviewer: ['store.read', 'model.read', 'serial.read', 'serial.release', 'log.read', 'pivot.read', 'pivot.review'],
+  reviewer: ['store.read', 'model.read', 'serial.read', 'serial.release', 'log.read', 'pivot.read', 'pivot.review', 'alert.acknowledge'],
   viewer: ['store.read', 'model.read', 'model.download', 'serial.read', 'log.read', 'log.export', 'metrics.read'],
 }
 
@@ -68,6 +68,8 @@ interface Walk {
   newKey: () => Promise<{ pem: string; accountKey: string }>
   spareKey: string
   model: { brand: string; a: string; b: string; serial: string }
+  /** a clone alert in the walk's store (WALK-1 offered with a second key) */
+  alertId: string
 }
 
 interface RouteCase {
@@ -86,6 +88,8 @@ interface RouteCase {
   shows?: (body: Record<string, unknown>) => boolean
   /** only sessions may (a personal token cannot make a personal token) */
   sessionOnly?: boolean
+  /** a stream that does not end (server-sent events): judged on its status and headers */
+  stream?: boolean
 }
 
 const n = (w: Walk) => ++w.n
@@ -147,6 +151,9 @@ const ROUTES: RouteCase[] = [
   { method: 'POST', spec: '/serials/:brand/:model/:serial/release', permission: 'serial.release', target: 'store', path: (w) => `admin/serials/${BASE}/walk-a/${w.model.serial}/release`, notFound: 'SV_MODEL_UNKNOWN' },
   { method: 'GET', spec: '/log', permission: 'log.read', target: 'store', path: () => `admin/log?store=${T}`, notFound: 'SV_STORE_NOT_FOUND' },
   { method: 'GET', spec: '/log/export', permission: 'log.export', target: 'store', path: () => `admin/log/export?store=${T}&format=csv`, notFound: 'SV_STORE_NOT_FOUND' },
+  { method: 'GET', spec: '/live', permission: 'log.read', target: 'store', path: () => `admin/live?store=${T}`, notFound: 'SV_STORE_NOT_FOUND', stream: true },
+  { method: 'GET', spec: '/alerts', permission: 'log.read', target: 'store', path: () => `admin/alerts?store=${T}`, notFound: 'SV_STORE_NOT_FOUND' },
+  { method: 'POST', spec: '/alerts/:id/acknowledge', permission: 'alert.acknowledge', target: 'store', path: (w) => `admin/alerts/${w.alertId}/acknowledge`, body: () => ({ note: 'walk' }), notFound: 'SV_ALERT_NOT_FOUND' },
   { method: 'GET', spec: '/stores/:store/metrics', permission: 'metrics.read', target: 'store', path: () => `admin/stores/${T}/metrics`, notFound: 'SV_STORE_NOT_FOUND' },
   { method: 'GET', spec: '/stores/:store/pivots', permission: 'pivot.read', target: 'store', path: () => `admin/stores/${T}/pivots`, notFound: 'SV_STORE_NOT_FOUND' },
   { method: 'POST', spec: '/stores/:store/pivots', permission: 'pivot.manage', target: 'store', path: () => `admin/stores/${T}/pivots`, body: (w) => ({ fromModel: 'walk-a', toModel: 'walk-b', serial: `SN-${n(w)}` }), notFound: 'SV_STORE_NOT_FOUND' },
@@ -263,9 +270,12 @@ async function setup(t: ExecutionContext): Promise<{ w: Walk; people: Person[]; 
   await adminJson(op, 'POST', 'admin/stores', { id: 'p-sibling', parent: BASE, kind: 'ecosystem', displayName: 'Sibling', partner: { name: 'Partner', relation: 'reseller' } })
   for (const m of ['walk-a', 'walk-b']) await adminJson(op, 'POST', 'admin/models', { brandId: BASE, name: m, storeId: T, apiKeys: [v.apiKey], headers: PI_MODEL_HEADERS })
   const spare = await adminJson<{ key: { keyId: string } }>(op, 'POST', `admin/brands/${BASE}/keys`, { name: 'spare' })
-  const [device] = await generateDeviceKeys(1)
+  const [device, clone] = await generateDeviceKeys(2)
   const reg = await registerDevice(v.url, v.apiKey, { key: device!, brandId: BASE, model: 'walk-a', serial: 'WALK-1' })
   t.is(reg.status, 200)
+  t.is((await registerDevice(v.url, v.apiKey, { key: clone!, brandId: BASE, model: 'walk-a', serial: 'WALK-1' })).status, 409)
+  const alerts = await adminJson<{ alerts: Array<{ id: string; serial: string }> }>(op, 'GET', `admin/alerts?store=${T}`)
+  t.is(alerts.alerts.length, 1)
 
   // keys to import: account-keys signed by the vault root, as the brand's store would issue them
   const rootId = (await v.vault.services.brands.rootId())!
@@ -311,7 +321,7 @@ async function setup(t: ExecutionContext): Promise<{ w: Walk; people: Person[]; 
     'device api-key': { 'api-key': v.apiKey },
     'no credential': {},
   }
-  return { w: { v, op, n: 0, newKey, spareKey: spare.key.keyId, model: { brand: BASE, a: 'walk-a', b: 'walk-b', serial: 'WALK-1' } }, people, bad }
+  return { w: { v, op, n: 0, newKey, spareKey: spare.key.keyId, model: { brand: BASE, a: 'walk-a', b: 'walk-b', serial: 'WALK-1' }, alertId: alerts.alerts[0]!.id }, people, bad }
 }
 
 test('permissions: every admin route x role x store scope x caller kind gets exactly what the table says', async (t) => {
@@ -344,6 +354,7 @@ test('permissions: every admin route x role x store scope x caller kind gets exa
       headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       timeoutMs: 120_000,
+      ...(route.stream ? { headOnly: true } : {}),
     })
     const c = classify(route, r)
     return { ...c, ...(c.outcome === 'allowed' && r.headers['content-type'] === 'application/json' ? { body: jsonOf(r) } : {}) }

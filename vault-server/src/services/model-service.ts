@@ -151,7 +151,13 @@ export class ModelService {
   }
 
   /** Creates a model. Resolves with the record and the API keys in clear (shown once). */
-  async create(m: NewModel, audit?: ModelAudit): Promise<{ model: ModelRecord; apiKeys: string[] }> {
+  /**
+   * Creates a model: checks, signs its model assertion, stores it. With
+   * `dryRun` it stops before storing: the same checks and the same errors
+   * (a name taken included), nothing written (the dashboard validates as
+   * one types).
+   */
+  async create(m: NewModel, audit?: ModelAudit, o: { dryRun?: boolean } = {}): Promise<{ model: ModelRecord; apiKeys: string[] }> {
     if (!MODEL_NAME_RE.test(m.name) || m.name.toLowerCase() !== m.name) {
       throw new VaultError('SV_MODEL_INVALID', `model name ${JSON.stringify(m.name)} must be lowercase letters, digits and single dashes`, { details: { header: 'model' } })
     }
@@ -179,6 +185,10 @@ export class ModelService {
       revision: 0,
       createdAt: now,
       updatedAt: now,
+    }
+    if (o.dryRun) {
+      if (await this.#store.brands.getModel(m.brandId, m.name)) throw new VaultError('SV_MODEL_EXISTS', 'a model with this name already exists for the brand', { details: { brandId: m.brandId, model: m.name } })
+      return { model, apiKeys }
     }
     await this.#store.brands.createModel(model, audit?.(model, undefined))
     this.invalidate()

@@ -14,7 +14,7 @@ import type { AppDeps } from '../../app.js'
 import { readJson, readOptionalJson } from '../body.js'
 import { reqId, sendJson } from '../respond.js'
 import { csvHeader, csvRow, jsonLine } from '../../services/log-format.js'
-import type { Principal } from '../../services/admin/access.js'
+import type { Credentials, Principal } from '../../services/admin/access.js'
 import type { AdminService, RequestContext } from '../../services/admin/admin-service.js'
 import type { ScopedAuditQuery, ScopedLogQuery } from '../../services/admin/log-ops.js'
 import { permissionTable } from '../../services/admin/permissions.js'
@@ -31,7 +31,7 @@ export interface AdminRouteSpec {
   summary: string
 }
 
-type Call = { p: Principal; ctx: RequestContext; req: Request; res: Response; s: AdminService; body: () => Promise<unknown>; optionalBody: () => Promise<unknown> }
+type Call = { p: Principal; ctx: RequestContext; req: Request; res: Response; s: AdminService; body: () => Promise<unknown>; optionalBody: () => Promise<unknown>; creds: Credentials }
 type Handler = (c: Call) => Promise<{ status: number; body: unknown } | undefined>
 
 /** Every admin route, with the permission its operation asks (docs, openapi test, roles command). */
@@ -153,6 +153,7 @@ export const ADMIN_REQUEST_SCHEMAS: Record<string, z.ZodType> = {
   'post /models/:brand/:model/move': AdminWire.MoveModelRequest,
   'post /models/:brand/:model/api-keys': AdminWire.AddApiKeyRequest,
   'post /stores/:store/pivots': AdminWire.AllowPivotRequest,
+  'post /alerts/:id/acknowledge': AdminWire.AcknowledgeAlertRequest,
   'post /stores/:store/system-users': SystemUserRequestSchema,
   'post /stores/:store/pivot-requests/:requestId/accept': AdminWire.DecidePivotRequest,
   'post /stores/:store/pivot-requests/:requestId/reject': AdminWire.DecidePivotRequest,
@@ -166,6 +167,9 @@ export const ADMIN_QUERY_PARAMS: Record<string, string[]> = {
   'get /trust': ['brand'],
   'get /stores': ['brand'],
   'get /models': ['brand', 'store'],
+  'post /models': ['dryRun'],
+  'get /live': ['store', 'subtree'],
+  'get /alerts': ['store', 'subtree', 'state'],
   'get /log': LOG_PARAMS,
   'get /log/export': [...LOG_PARAMS.filter((p) => p !== 'limit' && p !== 'cursor'), 'format'],
   'get /stores/:store/metrics': ['from', 'to', 'subtree'],
@@ -227,7 +231,11 @@ function route(method: AdminRouteSpec['method'], path: string, permission: strin
 
   // --- models ---------------------------------------------------------------------------------------
   route('get', '/models', 'model.read', 'models the caller may read (filters: brand, store)', async ({ s, body, optionalBody, p, ctx, req }) => ok({ models: await s.catalog.listModels(p, ctx, defined({ brandId: query(req, 'brand'), storeId: query(req, 'store') })) }))
-  route('post', '/models', 'model.manage', 'a model and its signed model assertion (API key shown once)', async ({ s, body, optionalBody, p, ctx, req }) => ok(await s.catalog.createModel(p, ctx, parseRequest(AdminWire.CreateModelRequest, await body())), 201))
+  route('post', '/models', 'model.manage', 'a model and its signed model assertion (API key shown once); ?dryRun=true checks it and stores nothing', async ({ s, body, p, ctx, req }) => {
+    const dryRun = flag(req, 'dryRun') === true
+    const out = await s.catalog.createModel(p, ctx, parseRequest(AdminWire.CreateModelRequest, await body()), { dryRun })
+    return dryRun ? ok({ valid: true, model: out.model }) : ok(out, 201)
+  })
   route('get', '/models/:brand/:model', 'model.read', 'one model', async ({ s, body, optionalBody, p, ctx, req }) => ok({ model: await s.catalog.getModel(p, ctx, param(req, 'brand'), param(req, 'model')) }))
   route('patch', '/models/:brand/:model', 'model.manage', 'change a model (re-signs its assertion when headers or key change)', async ({ s, body, optionalBody, p, ctx, req }) => ok(await s.catalog.updateModel(p, ctx, param(req, 'brand'), param(req, 'model'), parseRequest(AdminWire.UpdateModelRequest, await body()))))
   route('post', '/models/:brand/:model/move', 'model.manage', 'move a model to another store of its brand (model.manage in both)', async ({ s, body, optionalBody, p, ctx, req }) => ok({ model: await s.catalog.moveModel(p, ctx, param(req, 'brand'), param(req, 'model'), parseRequest(AdminWire.MoveModelRequest, await body()).storeId) }))
@@ -257,6 +265,23 @@ function route(method: AdminRouteSpec['method'], path: string, permission: strin
     const { cursor: _c, limit: _l, ...q } = logQuery(req)
     return stream(res, await s.logs.exportLog(p, ctx, q), format, 'signing-log', { header: csvHeader(), row: csvRow })
   })
+  // --- the Live page: provisioning as it happens, clone alerts -------------------------------------------
+  route('get', '/live', 'log.read', "server-sent events of the store's provisioning (hello, entry, alert, ack, gap, end)", async ({ s, p, ctx, req, res, creds }) => {
+    const q = defined({ store: query(req, 'store'), subtree: flag(req, 'subtree') })
+    // every 30 s: the session or token still holds, and so does log.read in the store
+    const revalidate = () => s.authenticate({ ...creds, method: 'GET' }).then(
+      (again) => s.live.stillAllowed(again, ctx, q),
+      (e: unknown) => !(e instanceof VaultError && e.status < 500),
+    )
+    await s.live.openLive(p, ctx, q, res, revalidate)
+    return undefined
+  })
+  route('get', '/alerts', 'log.read', 'clone alerts of the store (a serial offered with another device key), last 7 days', async ({ s, p, ctx, req }) => {
+    const state = query(req, 'state')
+    if (state !== undefined && state !== 'open' && state !== 'all') throw new VaultError('SV_REQUEST_INVALID', 'state must be open or all', { details: { field: 'state' } })
+    return ok({ alerts: await s.live.listAlerts(p, ctx, defined({ store: query(req, 'store'), subtree: flag(req, 'subtree'), state })) })
+  })
+  route('post', '/alerts/:id/acknowledge', 'alert.acknowledge', 'acknowledge a clone alert (with an optional note)', async ({ s, optionalBody, p, ctx, req }) => ok({ alert: await s.live.acknowledgeAlert(p, ctx, param(req, 'id'), parseRequest(AdminWire.AcknowledgeAlertRequest, await optionalBody()).note) }))
   route('get', '/stores/:store/metrics', 'metrics.read', "the store's registration figures per model (from, to, subtree)", async ({ s, body, optionalBody, p, ctx, req }) => ok(await s.logs.storeMetrics(p, ctx, param(req, 'store'), defined({ from: time(req, 'from'), to: time(req, 'to'), subtree: flag(req, 'subtree') }))))
 
   // --- pivots ---------------------------------------------------------------------------------------------
@@ -296,15 +321,16 @@ export function adminRoutes(deps: AppDeps): Router {
     r[def.method](`/v1/admin${def.path}`, async (req: Request, res: Response) => {
       const cookies = typeof req.headers.cookie === 'string' && req.headers.cookie.length < 8192 ? parseCookie(req.headers.cookie) : {}
       const csrf = req.headers['x-csrf-token']
-      const p = await admin.authenticate({
+      const creds: Credentials = {
         ...(typeof req.headers.authorization === 'string' ? { authorization: req.headers.authorization } : {}),
         ...(cookies[SESSION_COOKIE] !== undefined ? { session: cookies[SESSION_COOKIE] } : {}),
         ...(typeof csrf === 'string' ? { csrf } : {}),
         method: req.method,
-      })
+      }
+      const p = await admin.authenticate(creds)
       ;(req as Request & { svActor?: string }).svActor = p.kind === 'operator' ? `token:${p.token.name}` : p.person.email
       const ctx: RequestContext = { requestId: reqId(req), transport: 'https', ...(req.socket.remoteAddress ? { ip: req.socket.remoteAddress } : {}), ...(typeof req.headers['user-agent'] === 'string' ? { userAgent: req.headers['user-agent'] } : {}) }
-      const out = await def.handler({ p, ctx, req, res, s: admin, body: () => readJson(req, limit), optionalBody: async () => (await readOptionalJson(req, limit)) ?? {} })
+      const out = await def.handler({ p, ctx, req, res, s: admin, body: () => readJson(req, limit), optionalBody: async () => (await readOptionalJson(req, limit)) ?? {}, creds })
       if (out) sendJson(res, out.status, out.body)
     })
   }

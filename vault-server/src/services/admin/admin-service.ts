@@ -10,6 +10,7 @@
 import { AdminCore, type AdminDeps } from './core.js'
 import { CatalogOps } from './catalog-ops.js'
 import { PeopleOps } from './people-ops.js'
+import { LiveOps } from './live-ops.js'
 import { LogOps } from './log-ops.js'
 import type { Credentials, Principal } from './access.js'
 
@@ -20,12 +21,14 @@ export class AdminService {
   readonly catalog: CatalogOps
   readonly people: PeopleOps
   readonly logs: LogOps
+  readonly live: LiveOps
 
   constructor(deps: AdminDeps) {
     this.core = new AdminCore(deps)
     this.catalog = new CatalogOps(this.core)
     this.people = new PeopleOps(this.core)
     this.logs = new LogOps(this.core)
+    this.live = new LiveOps(this.core, deps.live)
   }
 
   authenticate(c: Credentials): Promise<Principal> {

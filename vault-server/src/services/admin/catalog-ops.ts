@@ -128,26 +128,29 @@ export class CatalogOps {
   }
 
   /** A new model in a store (model.manage there; default the brand's base store). Resolves with the API keys in clear, shown once. */
-  async createModel(p: Principal, ctx: RequestContext, input: AdminWire.CreateModelRequest): Promise<{ model: AdminWire.ModelWire; apiKeys: string[] }> {
+  /** A model and its signed assertion. `dryRun`: every check and the same errors, nothing stored or audited (model.manage still asked). */
+  async createModel(p: Principal, ctx: RequestContext, input: AdminWire.CreateModelRequest, o: { dryRun?: boolean } = {}): Promise<{ model: AdminWire.ModelWire; apiKeys: string[] }> {
     const tree = await this.#c.tree()
     const named = typeof input.headers?.store === 'string' ? input.headers.store : undefined
     const storeId = input.storeId ?? named ?? tree.baseOf(input.brandId)?.id
     const store = storeId === undefined ? undefined : tree.get(storeId)
     if (!store || store.brandId !== input.brandId) throw (storeId ? notFound.store(storeId) : notFound.brand(input.brandId))()
-    await this.#c.authorize(p, ctx, tree, 'model.manage', store, notFound.store(store.id), 'model.created')
-    const { model, apiKeys } = await this.#c.d.models.create(
-      {
-        brandId: input.brandId,
-        name: input.name,
-        storeId: store.id,
-        ...(input.signingKeyId ? { signingKeyId: input.signingKeyId } : {}),
-        ...(input.apiKeys ? { apiKeys: input.apiKeys } : {}),
-        ...(input.serialPolicy ? { serialPolicy: parseSerialPolicyFlag(input.serialPolicy) } : {}),
-        ...(input.duplicates ? { duplicatePolicy: input.duplicates } : {}),
-        ...(input.headers ? { headers: input.headers as Record<string, HeaderValue> } : {}),
-      },
-      this.#modelAudit(p, ctx, 'model.created'),
-    )
+    await this.#c.authorize(p, ctx, tree, 'model.manage', store, notFound.store(store.id), o.dryRun ? undefined : 'model.created')
+    const spec = {
+      brandId: input.brandId,
+      name: input.name,
+      storeId: store.id,
+      ...(input.signingKeyId ? { signingKeyId: input.signingKeyId } : {}),
+      ...(input.apiKeys ? { apiKeys: input.apiKeys } : {}),
+      ...(input.serialPolicy ? { serialPolicy: parseSerialPolicyFlag(input.serialPolicy) } : {}),
+      ...(input.duplicates ? { duplicatePolicy: input.duplicates } : {}),
+      ...(input.headers ? { headers: input.headers as Record<string, HeaderValue> } : {}),
+    }
+    if (o.dryRun) {
+      const { model } = await this.#c.d.models.create(spec, undefined, { dryRun: true })
+      return { model: modelView(model), apiKeys: [] }
+    }
+    const { model, apiKeys } = await this.#c.d.models.create(spec, this.#modelAudit(p, ctx, 'model.created'))
     this.#c.invalidate()
     this.#c.d.log.info({ brandId: model.brandId, model: model.name, storeId: model.storeId }, 'model.created')
     return { model: modelView(model), apiKeys }

@@ -11,6 +11,7 @@ import type { AuditSeal, BrandRecord, ModelRecord, StoreRecord, VaultStore } fro
 import type { BrandService } from '../brand-service.js'
 import type { ModelService } from '../model-service.js'
 import type { RegistrationService } from '../registration/registration-service.js'
+import type { LiveHub } from '../live/live-hub.js'
 import { type AccessService, type Principal, type StoreTree, actorOf } from './access.js'
 import type { AuditDraft, AuditService } from './audit.js'
 import type { Permission, StorePermission } from './permissions.js'
@@ -32,6 +33,8 @@ export interface AdminDeps {
   models: ModelService
   keys: KeyStore
   registration: RegistrationService
+  /** the live streams of this instance (the Live page); absent in the CLI */
+  live?: LiveHub
   log: Logger
   now: () => number
 }

@@ -49,6 +49,7 @@ export const STORE_PERMISSIONS = {
   'log.read': "query the signing log of the store's models",
   'log.export': 'export the signing log (JSON lines, CSV)',
   'metrics.read': "read the store's registration figures",
+  'alert.acknowledge': 'acknowledge clone alerts (a serial offered with another device key) on the Live page',
   'system-user.sign': 'sign system-user assertions for models of the store',
   'pivot.read': 'read pivot (remodel) rules and requests of the store',
   'pivot.manage': 'allow and remove pivots into and out of the store',
@@ -79,7 +80,7 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<StorePermission>> = {
   admin: new Set(ALL_STORE_PERMISSIONS),
   publisher: new Set<StorePermission>(['store.read', 'model.read', 'model.download', 'metrics.read']),
   collaborator: new Set<StorePermission>(['store.read']),
-  reviewer: new Set<StorePermission>(['store.read', 'model.read', 'serial.read', 'serial.release', 'log.read', 'pivot.read', 'pivot.review']),
+  reviewer: new Set<StorePermission>(['store.read', 'model.read', 'serial.read', 'serial.release', 'log.read', 'pivot.read', 'pivot.review', 'alert.acknowledge']),
   viewer: new Set<StorePermission>(['store.read', 'model.read', 'model.download', 'serial.read', 'log.read', 'log.export', 'metrics.read']),
 }
 

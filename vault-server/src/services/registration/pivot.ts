@@ -154,6 +154,7 @@ export async function pivotSerial(d: PivotDeps, decoded: DecodedRequest, apiKey:
     }
     throw e
   }
+  ctx.written = entry
   return { binding, outcome: 'pivoted', rec: toRec }
 }
 

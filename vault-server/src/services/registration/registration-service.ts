@@ -16,7 +16,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { VaultError, decodeAssertion, encodeStream } from '@sv/shared'
-import type { LogOutcome, ModelRecord, SerialBinding, VaultStore } from '../../store/store.js'
+import type { LogEntry, LogOutcome, ModelRecord, SerialBinding, VaultStore } from '../../store/store.js'
 import type { Logger } from '../../logger.js'
 import type { ModelService, SignerSource } from '../model-service.js'
 import type { RequestIdService } from './request-ids.js'
@@ -83,6 +83,8 @@ export interface RegistrationServiceOptions {
   pendingRetryAfter?: number
   /** called once per serial request with its outcome (metrics) */
   onOutcome?: (e: OutcomeEvent) => void
+  /** called with every signing log entry the service wrote, once it is durable (the Live page) */
+  onEntry?: (e: LogEntry) => void
   /** called once per request-id issued (metrics) */
   onRequestId?: (transport: Transport) => void
   /** the audit entry of a pivot (services/admin/audit.ts) */
@@ -154,6 +156,7 @@ export class RegistrationService {
     try {
       const r = await this.#flow(input, ctx, timing)
       this.#outcome(input, ctx, { outcome: r.outcome, revision: r.revision, durationMs: performance.now() - started, ...timing })
+      if (ctx.written) this.#o.onEntry?.(ctx.written)
       return r
     } catch (e) {
       const err = e instanceof VaultError ? e : new VaultError('SV_INTERNAL', 'unexpected error while signing a serial', { cause: e })
@@ -212,6 +215,7 @@ export class RegistrationService {
     entry.message = err.expose ? err.message.slice(0, 500) : 'internal error'
     try {
       await this.#o.store.signingLog.append(entry)
+      this.#o.onEntry?.(entry)
       return err
     } catch (logErr) {
       // The refusal could not be made durable: answer "try again later" instead.

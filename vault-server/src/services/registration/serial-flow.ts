@@ -60,7 +60,10 @@ export interface FlowDeps {
 }
 
 /** Facts of the request as they become known, for its log entry and log line. */
-export type FlowContext = Partial<LogEntry>
+export type FlowContext = Partial<LogEntry> & {
+  /** the log entry written for the request, once it is durable (the Live page hears of it) */
+  written?: LogEntry
+}
 
 /**
  * The log entry of a request from its context: the context's known fields
@@ -251,6 +254,7 @@ export async function signAndBind(
     entry.revision = revision
     try {
       await d.store.registrations.bind(binding, entry, expectRevision)
+      ctx.written = entry
       return { binding, outcome }
     } catch (e) {
       // Lost a race with a concurrent request for the same serial: if it bound
