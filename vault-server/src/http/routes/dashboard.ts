@@ -51,7 +51,8 @@ export function dashboardRoutes(dir: string = defaultDashboardDir()): Router {
   const r = Router()
   const index = `${dir}/index.html`
   r.get('/', (_req: Request, res: Response) => res.redirect(302, '/dashboard/'))
-  r.get('/dashboard', (_req: Request, res: Response) => res.redirect(301, '/dashboard/'))
+  // (express matches /dashboard/ here too: non-strict routing)
+  r.get('/dashboard', (req: Request, res: Response, next: NextFunction) => (req.originalUrl.split('?')[0] === '/dashboard' ? res.redirect(301, '/dashboard/') : next()))
   r.use('/dashboard', (_req: Request, res: Response, next: NextFunction) => {
     setDashboardHeaders(res)
     next()
@@ -60,7 +61,7 @@ export function dashboardRoutes(dir: string = defaultDashboardDir()): Router {
     '/dashboard/assets',
     express.static(`${dir}/assets`, {
       index: false,
-      fallthrough: false,
+      fallthrough: true,
       immutable: true,
       maxAge: '365d',
       dotfiles: 'deny',
