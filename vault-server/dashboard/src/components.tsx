@@ -230,8 +230,10 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
 
 /** A secret, shown once: in its creation dialog only, with a copy button. */
 export function SecretOnce({ title, secret, onClose, note }: { title: string; secret: string | undefined; onClose: () => void; note?: string }) {
+  // not in the page at all unless there is a secret to show
+  if (secret === undefined) return null
   return (
-    <Dialog title={title} open={secret !== undefined} onClose={onClose} testid="secret-dialog">
+    <Dialog title={title} open onClose={onClose} testid="secret-dialog">
       <p>{note ?? 'Copy it now: the vault will not show it again.'}</p>
       <div class="secret-row">
         <input readOnly aria-label={title} class="secret" data-testid="secret-value" value={secret ?? ''} onFocus={(e) => (e.currentTarget as HTMLInputElement).select()} />

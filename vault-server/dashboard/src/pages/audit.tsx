@@ -151,7 +151,7 @@ export function AuditPage() {
                     <td>{e.target ? `${e.target.type} ${e.target.id}` : ''}</td>
                     <td>{e.source?.ip ?? ''}</td>
                     <td>
-                      <button type="button" aria-expanded={open === e.seq} onClick={() => setOpen(open === e.seq ? undefined : e.seq)} aria-label={`Details of entry ${e.seq}`}>
+                      <button type="button" aria-expanded={open === e.seq} onClick={() => setOpen(open === e.seq ? undefined : e.seq)} aria-label={`${open === e.seq ? "Hide" : "Show"} details of entry ${e.seq}`}>
                         {open === e.seq ? 'Hide' : 'Show'}
                       </button>
                     </td>

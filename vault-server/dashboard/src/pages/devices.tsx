@@ -245,7 +245,7 @@ export function DevicePage({ brand, model, serial }: { brand: string; model: str
       {b ? (
         <dl class="facts" data-testid="device-binding">
           {Object.entries(b)
-            .filter(([, v]) => v !== undefined && typeof v !== 'object')
+            .filter(([k, v]) => v !== undefined && typeof v !== 'object' && k !== 'serialAssertion')
             .map(([k, v]) => (
               <div key={k} class="fact">
                 <dt>{k}</dt>
@@ -253,6 +253,14 @@ export function DevicePage({ brand, model, serial }: { brand: string; model: str
               </div>
             ))}
         </dl>
+      ) : null}
+      {typeof b?.serialAssertion === 'string' ? (
+        <details>
+          <summary>The serial assertion (revision {String(b.revision)})</summary>
+          <pre class="assertion" tabIndex={0} data-testid="device-serial-assertion">
+            {b.serialAssertion}
+          </pre>
+        </details>
       ) : null}
       <h2>History</h2>
       <p class="muted">Issuances, reissues, pivots and refusals of this serial, newest first, with their request ids and revisions.</p>

@@ -1,6 +1,6 @@
 /** Keys: the brand's signing keys, their account-key assertions, enable/disable with a reason, the models using each. */
 import { useState } from 'preact/hooks'
-import { api, get, raw } from '../api.ts'
+import { api, get, headers, raw } from '../api.ts'
 import { CopyButton, Dialog, Empty, ErrorBox, Field, Loading, PageTitle, TableWrap, fmtTime, short, useAction, useLoad } from '../components.tsx'
 import { baseStoreOf, can, selectedStore } from '../session.ts'
 import type { KeyWire, ModelWire } from '../wire.ts'
@@ -21,7 +21,7 @@ async function accountKeyAssertion(k: KeyWire, models: ModelWire[]): Promise<str
   if (k.accountKeyAssertion) return k.accountKeyAssertion
   const m = models.find((x) => x.signingKeyId === k.keyId)
   if (!m) throw new Error('The vault does not list this key\'s account-key assertion, and no model of yours signs with it.')
-  const res = await raw('GET', `/v1/admin/models/${encodeURIComponent(m.brandId)}/${encodeURIComponent(m.name)}/assertion`, undefined, { headers: { Accept: 'application/x.ubuntu.assertion' } })
+  const res = await raw('GET', `/v1/admin/models/${encodeURIComponent(m.brandId)}/${encodeURIComponent(m.name)}/assertion`, undefined, { headers: headers('GET', { Accept: 'application/x.ubuntu.assertion' }) })
   const found = splitAssertions(await res.text()).find((a) => /^type: account-key$/m.test(a) && new RegExp(`^public-key-sha3-384: ${k.keyId}$`, 'm').test(a))
   if (!found) throw new Error('The account-key assertion was not found in the model assertion stream.')
   return found
@@ -84,7 +84,7 @@ export function KeysPage() {
                   <td>{fmtTime(k.createdAt)}</td>
                   <td class="row-actions">
                     {k.purpose === 'brand' ? (
-                      <button type="button" data-testid="key-view" onClick={() => setViewing(k)} aria-label={`View the account-key assertion of ${k.name}`}>
+                      <button type="button" data-testid="key-view" onClick={() => setViewing(k)} aria-label={`Account-key assertion of ${k.name}`}>
                         Account-key
                       </button>
                     ) : null}

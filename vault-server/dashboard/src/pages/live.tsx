@@ -95,8 +95,8 @@ function Chart({ s, version }: { s: Series; version: number }) {
         axes: [{ stroke: '#1f2933', grid: { stroke: '#e4e7eb' } }, { stroke: '#1f2933', grid: { stroke: '#e4e7eb' }, label: 'per minute' }],
         series: [
           { label: 'time' },
-          { label: 'serials (issued, reissued, pivoted)', stroke: '#0b63ce', width: 2, fill: 'rgba(11,99,206,0.12)' },
-          { label: 'refusals', stroke: '#b3261e', width: 2, dash: [6, 3] },
+          { label: 'serials (issued, reissued, pivoted)', stroke: '#0b63ce', width: 2, fill: 'rgba(11,99,206,0.12)', points: { show: false } },
+          { label: 'refusals', stroke: '#b3261e', width: 2, dash: [6, 3], points: { show: false } },
         ],
         legend: { show: true },
       },
@@ -174,7 +174,10 @@ export function LivePage() {
           d.windowMinutes = h.windowMinutes || 60
           const serverNow = typeof h.now === 'number' ? h.now : Date.parse(h.now)
           d.skew = Number.isFinite(serverNow) ? serverNow - Date.now() : 0
-          for (const b of h.buckets ?? []) addCount(d, b, b.count)
+          for (const b of h.buckets ?? []) {
+            const minute = typeof b.minute === 'number' ? b.minute : Date.parse(String(b.minute))
+            if (Number.isFinite(minute)) addCount(d, { ...b, minute: Math.floor(minute / MINUTE) * MINUTE }, b.count)
+          }
           d.events = [...(h.recent ?? [])].reverse().slice(0, MAX_EVENTS)
           for (const a of h.alerts ?? []) d.alerts.set(a.id, a)
           data.current = d

@@ -34,7 +34,7 @@ export function LoginPage() {
         </ul>
       </section>
       <section aria-labelledby="login-operator">
-        <h2 id="login-operator">Operator: admin token</h2>
+        <h2 id="login-operator">Operator login (break-glass)</h2>
         <p class="muted">The break-glass credential made by <code>vault-server token create</code>. It stays in this tab's memory only and is gone on reload.</p>
         <form
           data-testid="token-login"

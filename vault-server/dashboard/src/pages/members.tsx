@@ -237,7 +237,7 @@ function MyTokens() {
   })
   const list = tokens.data?.tokens ?? []
   return (
-    <section aria-labelledby="tokens-h">
+    <section aria-labelledby="tokens-h" data-testid="my-tokens-section">
       <h2 id="tokens-h">Your personal tokens</h2>
       <p class="muted">For the CLI and scripts: a subset of your permissions and stores, expiring. The secret is shown once, when you create it.</p>
       {me.value?.via === 'session' ? (

@@ -58,7 +58,7 @@ export function StoresPage() {
                         <button type="button" data-testid="store-edit" onClick={() => setEditing(s)} aria-label={`Edit store ${s.id}`}>
                           Edit
                         </button>
-                        <button type="button" data-testid="store-create" onClick={() => setCreating(s)} aria-label={`Add a sub-store under ${s.id}`}>
+                        <button type="button" data-testid="store-create" onClick={() => setCreating(s)} aria-label={`Add sub-store under ${s.id}`}>
                           Add sub-store
                         </button>
                       </>
