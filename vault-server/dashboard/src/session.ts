@@ -124,8 +124,13 @@ export function baseStoreOf(storeId: string | undefined): StoreWire | undefined 
   return s.kind === 'base' ? s : (ancestors(s.id).find((a) => a.kind === 'base') ?? stores.value.find((x) => x.brandId === s.brandId && x.kind === 'base'))
 }
 
-export async function refreshStores(): Promise<void> {
-  const r = await get<{ stores: StoreWire[] }>('/stores')
+/** The store tree and, when asked, what the caller holds in each store (after a store was created or a role changed). */
+export async function refreshStores(withMe = true): Promise<void> {
+  const [r, m] = await Promise.all([get<{ stores: StoreWire[] }>('/stores'), withMe ? get<MeWire>('/me') : Promise.resolve(undefined)])
+  if (m) {
+    if (m.csrfToken) csrfToken.value = m.csrfToken
+    me.value = m
+  }
   stores.value = r.stores
   if (!selectedStoreId.value || !r.stores.some((s) => s.id === selectedStoreId.value)) {
     selectedStoreId.value = storeList.value[0]?.store.id
@@ -140,7 +145,7 @@ export async function loadSession(): Promise<void> {
     const [roles] = await Promise.all([get<RolesTable>('/roles').catch(() => undefined)])
     rolesTable.value = roles
     me.value = m
-    await refreshStores().catch(() => undefined)
+    await refreshStores(false).catch(() => undefined)
     sessionProblem.value = undefined
     authState.value = 'in'
   } catch (e) {
