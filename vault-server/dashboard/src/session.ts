@@ -137,8 +137,8 @@ export async function refreshStores(withMe = true): Promise<void> {
   }
 }
 
-/** Loads /me, /roles and the stores; anonymous on a 401. */
-export async function loadSession(): Promise<void> {
+/** Loads /me, /roles and the stores; anonymous on a 401 (resolves with that refusal). */
+export async function loadSession(): Promise<ApiError | undefined> {
   try {
     const m = await get<MeWire>('/me')
     csrfToken.value = m.csrfToken
@@ -148,6 +148,7 @@ export async function loadSession(): Promise<void> {
     await refreshStores(false).catch(() => undefined)
     sessionProblem.value = undefined
     authState.value = 'in'
+    return undefined
   } catch (e) {
     const first = authState.peek() === 'unknown'
     me.value = undefined
@@ -155,6 +156,7 @@ export async function loadSession(): Promise<void> {
     // not logged in yet on a first visit: no "session expired" message
     if (first && !bearerToken.peek()) sessionProblem.value = undefined
     if (!(e instanceof ApiError) || e.status !== 401) throw e
+    return e
   }
 }
 

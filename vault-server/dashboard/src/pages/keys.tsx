@@ -152,6 +152,7 @@ function ToggleKey({ k, onClose, onDone }: { k: KeyWire; onClose: () => void; on
           {(id, d) => <textarea id={id} name="reason" aria-describedby={d} rows={3} maxLength={500} required={!enable} value={reason} onInput={(e) => setReason((e.currentTarget as HTMLTextAreaElement).value)} />}
         </Field>
         <ErrorBox error={act.error} title="The key was not changed" />
+        <Loading active={act.busy} label="Saving…" />
         <div class="actions">
           <button type="button" onClick={onClose}>
             Cancel

@@ -8,7 +8,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import uPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
 import { api, qs } from '../api.ts'
-import { Dialog, Empty, ErrorBox, Field, PageTitle, TableWrap, fmtTime, short, useAction } from '../components.tsx'
+import { Dialog, Empty, ErrorBox, Field, Loading, PageTitle, TableWrap, fmtTime, short, useAction } from '../components.tsx'
 import { can, selectedStore } from '../session.ts'
 import { runLive } from '../live-stream.ts'
 import type { Alert, LiveBucket, LogEntryWire } from '../wire.ts'
@@ -411,6 +411,7 @@ function AckDialog({ a, onClose, onDone }: { a: Alert; onClose: () => void; onDo
       >
         <Field label="Note (optional)">{(id) => <textarea id={id} name="note" rows={3} maxLength={500} value={note} onInput={(e) => setNote((e.currentTarget as HTMLTextAreaElement).value)} />}</Field>
         <ErrorBox error={act.error} title="The alert was not acknowledged" />
+        <Loading active={act.busy} label="Saving…" />
         <div class="actions">
           <button type="button" onClick={onClose}>
             Cancel

@@ -48,9 +48,11 @@ export function LoginPage() {
             setError(undefined)
             bearerToken.value = t
             try {
-              await loadSession()
-              if (!sessionProblem.value) return
+              const refused = await loadSession()
+              if (!refused) return
               bearerToken.value = undefined
+              sessionProblem.value = undefined
+              setError(refused)
             } catch (err) {
               bearerToken.value = undefined
               setError(err)

@@ -85,6 +85,7 @@ function StoreMembers({ storeId }: { storeId: string }) {
             {removing.email} loses the role {ROLE_NAMES[removing.role]} in <code>{storeId}</code>.
           </p>
           <ErrorBox error={remove.error} title="The role was not removed" />
+          <Loading active={remove.busy} label="Saving…" />
           <div class="actions">
             <button type="button" onClick={() => setRemoving(undefined)}>
               Cancel
@@ -128,6 +129,7 @@ function RoleChanger({ storeId, member, onDone }: { storeId: string; member: Mem
         </button>
       ) : null}
       <ErrorBox error={act.error} title="Not changed" />
+      <Loading active={act.busy} label="Saving…" />
     </div>
   )
 }
@@ -180,6 +182,7 @@ function Invite({ storeId, onDone }: { storeId: string; onDone: () => void }) {
         </p>
       ) : null}
       <ErrorBox error={act.error} title="The invitation failed" />
+      <Loading active={act.busy} label="Saving…" />
     </form>
   )
 }
@@ -339,6 +342,7 @@ function CreateToken({ onClose, onCreated }: { onClose: () => void; onCreated: (
           </div>
         </fieldset>
         <ErrorBox error={act.error} title="The token was not created" />
+        <Loading active={act.busy} label="Saving…" />
         <div class="actions">
           <button type="button" onClick={onClose}>
             Cancel

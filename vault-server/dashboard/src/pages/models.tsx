@@ -231,6 +231,7 @@ function ModelForm({ brandId, storeId, model, onClose, onSaved }: { brandId: str
         </p>
         <ErrorBox error={general} title="The vault would refuse this model" />
         <ErrorBox error={save.error} title={editing ? 'The model was not changed' : 'The model was not created'} />
+        <Loading active={save.busy} label="Saving…" />
         <div class="actions">
           <button type="button" onClick={onClose}>
             Cancel
@@ -362,6 +363,7 @@ export function ModelPage({ brand, model: name }: { brand: string; model: string
             <Dialog title="Remove this API key?" open onClose={() => setRemoving(undefined)}>
               <p>Devices using it can no longer register.</p>
               <ErrorBox error={removeKey.error} title="The key was not removed" />
+              <Loading active={removeKey.busy} label="Saving…" />
               <div class="actions">
                 <button type="button" onClick={() => setRemoving(undefined)}>
                   Cancel

@@ -1,7 +1,7 @@
 /** Stores: the brand's store tree; create sub-stores and edit them (store.manage). */
 import { useState } from 'preact/hooks'
 import { api } from '../api.ts'
-import { Dialog, Empty, ErrorBox, Field, PageTitle, TableWrap, useAction } from '../components.tsx'
+import { Dialog, Empty, ErrorBox, Field, Loading, PageTitle, TableWrap, useAction } from '../components.tsx'
 import { can, refreshStores, rolesIn, selectedStore, selectedStoreId, storeList } from '../session.ts'
 import { ROLE_NAMES, type StoreWire } from '../wire.ts'
 
@@ -146,6 +146,7 @@ function CreateStore({ parent, onClose }: { parent: StoreWire; onClose: () => vo
           <input type="checkbox" name="requirePivotReview" checked={review} onChange={(e) => setReview((e.currentTarget as HTMLInputElement).checked)} /> Pivots into this store wait for a Reviewer
         </label>
         <ErrorBox error={act.error} title="The store was not created" />
+        <Loading active={act.busy} label="Saving…" />
         <div class="actions">
           <button type="button" onClick={onClose}>
             Cancel
@@ -187,6 +188,7 @@ function EditStore({ store, onClose }: { store: StoreWire; onClose: () => void }
           <input type="checkbox" name="requirePivotReview" checked={review} onChange={(e) => setReview((e.currentTarget as HTMLInputElement).checked)} /> Pivots into this store wait for a Reviewer
         </label>
         <ErrorBox error={act.error} title="The store was not changed" />
+        <Loading active={act.busy} label="Saving…" />
         <div class="actions">
           <button type="button" onClick={onClose}>
             Cancel
