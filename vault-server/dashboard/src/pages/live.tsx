@@ -165,6 +165,7 @@ export function LivePage() {
     if (!sid || !readable) return
     const ac = new AbortController()
     data.current = fresh()
+    setGap(undefined)
     setVersion((v) => v + 1)
     void runLive(
       `/v1/admin/live${qs({ store: sid, subtree: true })}`,
@@ -181,7 +182,6 @@ export function LivePage() {
           d.events = [...(h.recent ?? [])].reverse().slice(0, MAX_EVENTS)
           for (const a of h.alerts ?? []) d.alerts.set(a.id, a)
           data.current = d
-          setGap(undefined)
           setNow(Date.now())
           bump()
         },
