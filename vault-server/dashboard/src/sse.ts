@@ -23,6 +23,7 @@ export function createParser(cb: { onEvent: (e: SseEvent) => void; onRetry?: (ms
   let event: string | undefined
   let id: string | undefined
   let first = true
+  let afterCR = false
   const dispatch = () => {
     if (data.length) cb.onEvent({ event, data: data.join('\n'), id })
     data = []
@@ -47,15 +48,19 @@ export function createParser(cb: { onEvent: (e: SseEvent) => void; onRetry?: (ms
         first = false
         if (chunk.startsWith('\ufeff')) chunk = chunk.slice(1)
       }
+      // the LF of a CRLF whose CR ended the previous chunk
+      if (afterCR && chunk.startsWith('\n')) chunk = chunk.slice(1)
+      afterCR = false
       buf += chunk
       let start = 0
       for (let i = 0; i < buf.length; i++) {
         const c = buf[i]
         if (c === '\n' || c === '\r') {
-          // a CR at the very end may be followed by the LF of the next chunk
-          if (c === '\r' && i === buf.length - 1) break
           line(buf.slice(start, i))
-          if (c === '\r' && buf[i + 1] === '\n') i++
+          if (c === '\r') {
+            if (i === buf.length - 1) afterCR = true
+            else if (buf[i + 1] === '\n') i++
+          }
           start = i + 1
         }
       }
@@ -66,6 +71,7 @@ export function createParser(cb: { onEvent: (e: SseEvent) => void; onRetry?: (ms
       data = []
       event = undefined
       first = true
+      afterCR = false
     },
   }
 }
