@@ -7,7 +7,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import uPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
-import { api, qs } from '../api.ts'
+import { api, get, qs } from '../api.ts'
 import { Dialog, Empty, ErrorBox, Field, Loading, PageTitle, TableWrap, fmtTime, short, useAction } from '../components.tsx'
 import { can, selectedStore } from '../session.ts'
 import { runLive } from '../live-stream.ts'
@@ -184,6 +184,15 @@ export function LivePage() {
           data.current = d
           setNow(Date.now())
           bump()
+          // the acknowledged ones too (the hello carries the open ones)
+          get<{ alerts: Alert[] }>(`/alerts${qs({ store: sid, subtree: true, state: 'all' })}`, { signal: ac.signal }).then(
+            (r) => {
+              if (data.current !== d) return
+              for (const a of r.alerts) if (!d.alerts.has(a.id) || a.acknowledged) d.alerts.set(a.id, { ...d.alerts.get(a.id), ...a })
+              bump()
+            },
+            () => undefined,
+          )
         },
         entry(e) {
           const d = data.current
