@@ -69,7 +69,7 @@ export async function startDashboardVault(t: ExecutionContext, people: Dashboard
     tls: true,
     store: 'level',
     workers: 2,
-    keyBits: 2048,
+    // brand keys of 4096 bits: the device agent (as snapd) refuses smaller account-keys
     ...o,
     config: {
       listen: `127.0.0.1:${port}`,
@@ -98,12 +98,21 @@ export async function loginThroughIdp(page: Page, d: DashboardVault, who: Dashbo
   await page.getByText(who.email.toLowerCase()).first().waitFor({ timeout: 20_000 })
 }
 
-/** Console errors and failed requests of a page, for the tests to assert none (CSP violations show up here). */
-export function watchPage(page: Page): { errors: string[] } {
+/**
+ * What went wrong in a page: console errors and uncaught exceptions (CSP
+ * violations show up here), and answers of 400 and above with their
+ * method and path (the tests allow the ones they provoke).
+ */
+export function watchPage(page: Page): { errors: string[]; failed: string[] } {
   const errors: string[] = []
+  const failed: string[] = []
   page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text())
+    // the failed answers are counted below, with their address
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text())
   })
   page.on('pageerror', (e) => errors.push(String(e)))
-  return { errors }
+  page.on('response', (r) => {
+    if (r.status() >= 400) failed.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}${new URL(r.url()).search}`)
+  })
+  return { errors, failed }
 }
