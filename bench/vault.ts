@@ -19,8 +19,11 @@
  *
  *   npm run bench -- vault [--registrations N] [--warmup N] [--rounds R] [--per-round N] [--seconds S] [--no-build]
  *   npm run bench -- vault --baseline DIR [--rounds N] [--per-phase N]   (see compareWithBaseline)
+ *   npm run bench -- vault --live N [--rounds R] [--per-phase N] [--stall-seconds S]   (see compareLive)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { request as httpsRequest } from 'node:https'
+import type { ClientRequest } from 'node:http'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -130,6 +133,138 @@ async function compareWithBaseline(o: { baseline: string; brandPem: string; data
   return report('vault-baseline', metrics, { baseline: o.baseline, rounds: o.rounds, perPhase: o.perPhase, runs: got })
 }
 
+/**
+ * --live N: what open Live pages cost registrations. One vault, rounds of
+ * two phases in ABBA order, each 16 clients registering `perPhase` serials:
+ * "quiet" (no stream open) and "live" (N streams of the operator's Live
+ * page, each reading everything: every store, every entry). The ratio
+ * live / quiet of the medians is the cost (goal >= 0.95).
+ *
+ * Then memory: the N readers stay and the clients keep registering for
+ * --stall-seconds (default 40), first as they are (the reference), then
+ * with one more stream that is opened and never read. The vault's RSS and
+ * sv_live_stream_buffered_bytes_max are sampled all along: the kernel's
+ * socket buffers fill first (a few MB on loopback, outside the process),
+ * then the hub skips the stalled stream while more than 256 KiB wait in its
+ * socket (and would cut it off after 60 s without progress: the unit test
+ * shows that). The readers must still get every entry.
+ */
+async function compareLive(o: { dataDir: string; masterKey: string; session: Session; rounds: number; perPhase: number; streams: number; stallSeconds: number }): Promise<BenchResult> {
+  const made = spawnSync(process.execPath, [join(ROOT, 'vault-server/dist/main.js'), 'token', 'create', '--data', o.dataDir, '--name', 'bench-live', '--json'], { env: { ...process.env, VAULT_MASTER_KEY: o.masterKey }, encoding: 'utf8' })
+  if (made.status !== 0) throw new Error(`token create: ${made.stderr}`)
+  const token = (JSON.parse(made.stdout) as { token: string }).token
+  const port = 20000 + Math.floor(Math.random() * 20000)
+  const child = await startServe(o.dataDir, o.masterKey, port)
+  const origin = `https://127.0.0.1:${port}`
+  const rss = async (): Promise<number> => {
+    const st = await readFile(`/proc/${child.pid}/status`, 'utf8')
+    return Number(/VmRSS:\s+(\d+) kB/.exec(st)![1]) / 1024
+  }
+  interface Stream {
+    req: ClientRequest
+    bytes: number
+    events: number
+  }
+  const open = (read: boolean): Promise<Stream> =>
+    new Promise((resolve, reject) => {
+      const req = httpsRequest(`${origin}/v1/admin/live`, { headers: { authorization: `Bearer ${token}` }, rejectUnauthorized: false, agent: false }, (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`live answered ${res.statusCode}`))
+        const st: Stream = { req, bytes: 0, events: 0 }
+        if (read) {
+          res.on('data', (c: Buffer) => {
+            st.bytes += c.length
+            for (let i = c.indexOf('event: entry'); i >= 0; i = c.indexOf('event: entry', i + 1)) st.events++
+          })
+        } else {
+          res.pause()
+        }
+        resolve(st)
+      })
+      req.on('error', reject)
+      req.end()
+    })
+  const metric = async (pool: Pool, name: string): Promise<number> => {
+    const r = await pool.request({ path: '/metrics', method: 'GET' })
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(await r.body.text())
+    return m ? Number(m[1]) : NaN
+  }
+  const got = { quiet: [] as number[], live: [] as number[], quietMain: [] as number[], liveMain: [] as number[] }
+  let delivered = 0
+  let streamBytes = 0
+  try {
+    const { prepare, closedLoop } = o.session(origin, child)
+    const pool = new Pool(origin, { connections: 16, connect: connectOpts })
+    await closedLoop(16, await prepare(BASELINE_WARMUP, pool))
+    for (let round = 0; round < o.rounds; round++) {
+      for (const phase of round % 2 === 0 ? (['quiet', 'live'] as const) : (['live', 'quiet'] as const)) {
+        const prepared = await prepare(o.perPhase, pool)
+        const streams = phase === 'live' ? await Promise.all(Array.from({ length: o.streams }, () => open(true))) : []
+        if (phase === 'live') await new Promise((r) => setTimeout(r, 500))
+        const r = await closedLoop(16, prepared)
+        if (phase === 'live') {
+          await new Promise((r2) => setTimeout(r2, 600))
+          delivered = Math.min(...streams.map((s) => s.events))
+          streamBytes = streams.reduce((a, s) => a + s.bytes, 0)
+          for (const s of streams) s.req.destroy()
+          if (delivered < o.perPhase) throw new Error(`a live stream got ${delivered} of ${o.perPhase} entries`)
+        }
+        got[phase].push(r.rate)
+        got[phase === 'quiet' ? 'quietMain' : 'liveMain'].push(r.threads.main)
+        console.log(`round ${round + 1} ${phase.padEnd(5)}: 16 clients ${r.rate.toFixed(1)}/s, main thread ${r.threads.main.toFixed(3)} ms/serial${phase === 'live' ? `, ${o.streams} streams got every entry (${(streamBytes / 1e6).toFixed(1)} MB)` : ''}`)
+      }
+    }
+    // memory: a phase with the readers only (the reference), then the same with a stream that stopped reading
+    const readers = await Promise.all(Array.from({ length: o.streams }, () => open(true)))
+    const memoryPhase = async (seconds: number): Promise<{ rssGrowth: number; peakMax: number; serials: number }> => {
+      const rss0 = await rss()
+      let peakRss = rss0
+      let peakMax = 0
+      let sampling = true
+      const sampler = (async () => {
+        while (sampling) {
+          peakRss = Math.max(peakRss, await rss())
+          peakMax = Math.max(peakMax, await metric(pool, 'sv_live_stream_buffered_bytes_max'))
+          await new Promise((r) => setTimeout(r, 200))
+        }
+      })()
+      const end = Date.now() + seconds * 1000
+      let serials = 0
+      while (Date.now() < end) {
+        await closedLoop(16, await prepare(500, pool))
+        serials += 500
+      }
+      sampling = false
+      await sampler
+      return { rssGrowth: peakRss - rss0, peakMax, serials }
+    }
+    const reference = await memoryPhase(o.stallSeconds)
+    const stalled = await open(false)
+    const withStalled = await memoryPhase(o.stallSeconds)
+    await new Promise((r) => setTimeout(r, 1200))
+    const readerEntries = Math.min(...readers.map((r) => r.events))
+    const streamsOpen = await metric(pool, 'sv_live_streams')
+    for (const s of [...readers, stalled]) s.req.destroy()
+    await pool.close()
+    const metrics: Metric[] = [
+      { metric: `16 clients, quiet (median of ${o.rounds} rounds)`, value: median(got.quiet), unit: 'serials/s' },
+      { metric: `16 clients, ${o.streams} Live streams open`, value: median(got.live), unit: 'serials/s' },
+      { metric: `live / quiet (goal >= 0.95)`, value: median(got.live) / median(got.quiet), unit: 'ratio', goal: { min: 0.95 } },
+      { metric: 'main thread CPU per serial: quiet', value: median(got.quietMain), unit: 'ms' },
+      { metric: `main thread CPU per serial: ${o.streams} streams`, value: median(got.liveMain), unit: 'ms' },
+      { metric: 'entries every stream received in a live phase (of perPhase)', value: delivered, unit: 'entries' },
+      { metric: `${o.streams} readers, ${o.stallSeconds} s (${reference.serials} serials): vault RSS growth`, value: reference.rssGrowth, unit: 'MB' },
+      { metric: `the same + a stream that stopped reading (${withStalled.serials} serials): vault RSS growth`, value: withStalled.rssGrowth, unit: 'MB' },
+      { metric: 'the stalled stream: peak bytes waiting in one stream (bound 256 KiB + one flush)', value: withStalled.peakMax / 1024, unit: 'KiB', goal: { max: 256 + 512 } },
+      { metric: 'streams open at the end (the readers and the stalled one)', value: streamsOpen, unit: 'streams' },
+      { metric: `entries the slowest reader received in both memory phases (of ${reference.serials + withStalled.serials})`, value: readerEntries, unit: 'entries', goal: { min: reference.serials + withStalled.serials } },
+    ]
+    return report('vault-live', metrics, { rounds: o.rounds, perPhase: o.perPhase, streams: o.streams, runs: got })
+  } finally {
+    child.kill('SIGTERM')
+    await new Promise((r) => child.once('exit', r))
+  }
+}
+
 async function startServe(dataDir: string, masterKey: string, port: number, mainJs = join(ROOT, 'vault-server/dist/main.js')): Promise<ChildProcess> {
   // SV_BENCH_PROF=DIR writes a CPU profile of the vault's main thread there
   const prof = process.env.SV_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SV_BENCH_PROF}`] : []
@@ -169,7 +304,9 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
   const keysPerModel = 32
   // every registration needs its own (model, device key) pair: enough models for the run
   const baselineRounds = arg(argv, '--baseline', '') ? Number(arg(argv, '--rounds', '3')) * 2 * (BASELINE_WARMUP + 2 * Number(arg(argv, '--per-phase', '1500'))) : 0
-  const models = Math.ceil(Math.max(registrations + warmup + 2 * roundCount * perRound, baselineRounds) / keysPerModel)
+  // (the stall phase registers for --stall-seconds: at most 400/s on this kind of machine)
+  const liveRounds = Number(arg(argv, '--live', '0')) > 0 ? BASELINE_WARMUP + Number(arg(argv, '--rounds', '4')) * 2 * Number(arg(argv, '--per-phase', '1500')) + 2 * 400 * Number(arg(argv, '--stall-seconds', '40')) : 0
+  const models = Math.ceil(Math.max(registrations + warmup + 2 * roundCount * perRound, baselineRounds, liveRounds) / keysPerModel)
   const baselineDir = await mkdtemp(join(tmpdir(), 'sv-bench-baseline-'))
   {
     const { certPem, keyPem } = await generateSelfSigned()
@@ -260,6 +397,8 @@ export async function vaultBench(argv: string[]): Promise<BenchResult> {
     return { fetchIds, prepare, post, closedLoop }
   }
 
+  const liveStreams = Number(arg(argv, '--live', '0'))
+  if (liveStreams > 0) return compareLive({ dataDir, masterKey, session, rounds: Number(arg(argv, '--rounds', '4')), perPhase: Number(arg(argv, '--per-phase', '1500')), streams: liveStreams, stallSeconds: Number(arg(argv, '--stall-seconds', '40')) })
   const baseline = arg(argv, '--baseline', '')
   if (baseline) return compareWithBaseline({ baseline, brandPem, dataDir, baselineDir, masterKey, session, rounds: Number(arg(argv, '--rounds', '3')), perPhase: Number(arg(argv, '--per-phase', '1500')) })
 

@@ -311,6 +311,25 @@ test.serial('Devices: searching the signing log and downloading a CSV whose rows
   await axe(t, page, 'keys')
 })
 
+test.serial('a session that ends on the server (expired, or logged out elsewhere) sends the page back to the login, with the reason', async (t) => {
+  t.timeout(120_000)
+  const ctx = await newContext(browser)
+  t.teardown(() => ctx.close())
+  const page = await ctx.newPage()
+  await loginThroughIdp(page, d, ADA)
+  await nav(page, /Models/)
+  // the session ends elsewhere: logged out from another tab of the same browser
+  const cookie = (await ctx.cookies()).find((c) => c.name === 'sv_session')!.value
+  const me = JSON.parse((await httpRequest(`${d.base}/v1/admin/me`, { headers: { cookie: `sv_session=${cookie}` } })).body.toString()) as { csrfToken: string }
+  t.is((await httpRequest(`${d.base}/v1/auth/logout`, { method: 'POST', headers: { cookie: `sv_session=${cookie}`, 'x-csrf-token': me.csrfToken } })).status, 200)
+  // the next call of the page gets a 401: the login page, saying why, with the code
+  await nav(page, /Members/).catch(() => undefined)
+  const problem = page.getByTestId('session-problem')
+  await problem.waitFor({ timeout: 10_000 })
+  t.regex(await problem.innerText(), /SV_SESSION_INVALID|session/i)
+  await page.getByRole('link', { name: /Development IdP/ }).waitFor()
+})
+
 test.serial('the dashboard is readable at 390 px: navigation reachable, no page wider than the screen', async (t) => {
   t.timeout(120_000)
   const ctx = await newContext(browser, { width: 390, height: 844 })

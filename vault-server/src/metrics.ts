@@ -20,7 +20,7 @@ export interface VaultMetrics {
   recordOutcome(e: OutcomeEvent): void
 }
 
-export function createMetrics(sources: { outstandingRequestIds: () => number; signerQueueDepth: () => number; inflight: () => number }, defaults = true): VaultMetrics {
+export function createMetrics(sources: { outstandingRequestIds: () => number; signerQueueDepth: () => number; inflight: () => number; liveStreams?: () => number; liveBufferedBytes?: () => number; liveMaxBufferedBytes?: () => number }, defaults = true): VaultMetrics {
   const registry = new Registry()
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'sv_' })
   const httpRequests = new Counter({ name: 'sv_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'] as const, registers: [registry] })
@@ -45,6 +45,9 @@ export function createMetrics(sources: { outstandingRequestIds: () => number; si
   const requestIdsOutstanding = new Gauge({ name: 'sv_request_ids_outstanding', help: 'request-ids issued by this process, not yet used or expired (the nonce pool)', registers: [registry], collect() { this.set(sources.outstandingRequestIds()) } })
   const inflight = new Gauge({ name: 'sv_serial_inflight', help: 'serial requests being processed', registers: [registry], collect() { this.set(sources.inflight()) } })
   const signerQueue = new Gauge({ name: 'sv_signer_queue_depth', help: 'signatures waiting for a signing worker', registers: [registry], collect() { this.set(sources.signerQueueDepth()) } })
+  new Gauge({ name: 'sv_live_streams', help: 'open Live page streams (/v1/admin/live)', registers: [registry], collect() { this.set(sources.liveStreams?.() ?? 0) } })
+  new Gauge({ name: 'sv_live_buffered_bytes', help: "bytes waiting in the Live streams' socket buffers (bounded per stream)", registers: [registry], collect() { this.set(sources.liveBufferedBytes?.() ?? 0) } })
+  new Gauge({ name: 'sv_live_stream_buffered_bytes_max', help: "the most bytes waiting in one Live stream's socket buffer (a stream that stopped reading stays at its bound)", registers: [registry], collect() { this.set(sources.liveMaxBufferedBytes?.() ?? 0) } })
   const mqttMessages = new Counter({ name: 'sv_mqtt_messages_total', help: 'MQTT requests by operation and result (accepted, rejected, dropped)', labelNames: ['op', 'result'] as const, registers: [registry] })
   return {
     registry,

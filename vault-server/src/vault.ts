@@ -143,7 +143,7 @@ export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOp
             transactions: { put: (tx) => store.sessions.putLoginTransaction(tx), take: (id) => store.sessions.takeLoginTransaction(id) },
           })
     const login = new LoginService({ store, oidc, access, audit, log: log.child({ module: 'login' }), now, sessionMaxMs: config.auth.sessionMaxHours * 3_600_000 })
-    metrics = createMetrics({ outstandingRequestIds: () => requestIds.outstanding(), signerQueueDepth: () => pool.metrics().queued, inflight: () => admission.inflight })
+    metrics = createMetrics({ outstandingRequestIds: () => requestIds.outstanding(), signerQueueDepth: () => pool.metrics().queued, inflight: () => admission.inflight, liveStreams: () => live.clients, liveBufferedBytes: () => live.bufferedBytes, liveMaxBufferedBytes: () => live.maxBufferedBytes })
     return {
       config,
       log,

@@ -90,7 +90,7 @@ export class CatalogOps {
         const base = k.purpose === 'brand' ? tree.baseOf(k.accountId) : undefined
         return base !== undefined && this.#c.d.access.allows(p, tree, 'key.read', base.id)
       })
-      .map((k) => keyView(k, k.purpose === 'brand' ? models.filter((m) => m.signingKeyId === k.keyId).map((m) => `${m.brandId}/${m.name}`) : undefined))
+      .map((k) => keyView(k, k.purpose === 'brand' ? models.filter((m) => m.signingKeyId === k.keyId).map((m) => `${m.brandId}/${m.name}`) : undefined, true))
   }
 
   /** Enable or disable a key, with a reason (required to disable); a key a model signs with is not disabled (SV_KEY_IN_USE). */

@@ -7,9 +7,9 @@
  * Cost to registrations, bounded by design (docs/benchmarks.md, "Live"):
  * `publish` is called on the registration path and only counts the entry and
  * queues it (no serialisation, no I/O). A timer flushes the queue every
- * `flushMs` (250 ms): each entry is serialised once, and each client gets one
- * write per flush with the entries of its stores, however many registrations
- * came in between.
+ * `flushMs` (500 ms): each entry is serialised once, the text of each set of
+ * stores is encoded once, and each client gets one write per flush with the
+ * entries of its stores, however many registrations came in between.
  *
  * Memory, bounded whatever the clients do:
  * - at most `maxClients` streams (the next is refused with SV_OVERLOADED);
@@ -27,6 +27,7 @@
  * instances on one PostgreSQL each Live page shows the instance it is
  * connected to (the signing log, queried by the Devices page, has them all).
  */
+import { Buffer } from 'node:buffer'
 import type { ServerResponse } from 'node:http'
 import { VaultError } from '@sv/shared'
 import type { LogEntry, LogOutcome } from '../../store/store.js'
@@ -109,7 +110,7 @@ export class LiveHub {
     this.#maxClients = o.maxClients ?? 200
     this.#maxBuffer = o.maxBufferBytes ?? 256 * 1024
     this.#maxQueue = o.maxQueue ?? 5000
-    this.#flushMs = o.flushMs ?? 250
+    this.#flushMs = o.flushMs ?? 500
     this.#keepaliveMs = o.keepaliveMs ?? 15_000
     this.#revalidateMs = o.revalidateMs ?? 30_000
     this.#stallMs = o.stallMs ?? 60_000
@@ -117,6 +118,13 @@ export class LiveHub {
 
   get clients(): number {
     return this.#clients.size
+  }
+
+  /** The most bytes waiting in one client's socket buffer (bounded by maxBufferBytes plus one flush). */
+  get maxBufferedBytes(): number {
+    let n = 0
+    for (const c of this.#clients) n = Math.max(n, c.res.writableLength)
+    return n
   }
 
   /** Bytes waiting in the clients' socket buffers, summed (a metric, and the benchmark's memory check). */
@@ -224,8 +232,8 @@ export class LiveHub {
     // each entry serialised once, whatever the number of clients
     const texts = queue.map((e) => ({ storeId: e.storeId, text: sseEvent('entry', this.#view(e)) }))
     for (const x of extra) texts.push(x)
-    // clients with the same stores get the same text: join once per set
-    const joined = new Map<ReadonlySet<string> | undefined, string>()
+    // clients with the same stores get the same bytes: joined and encoded once per set
+    const joined = new Map<ReadonlySet<string> | undefined, Buffer>()
     const now = this.#now()
     for (const c of this.#clients) {
       if (c.res.writableLength > this.#maxBuffer) {
@@ -235,18 +243,22 @@ export class LiveHub {
         if (now - c.stalledSince > this.#stallMs) c.res.destroy()
         continue
       }
-      let text = joined.get(c.storeIds)
-      if (text === undefined) {
-        text = ''
+      let bytes = joined.get(c.storeIds)
+      if (bytes === undefined) {
+        let text = ''
         for (const t of texts) if (!c.storeIds || (t.storeId !== undefined && c.storeIds.has(t.storeId))) text += t.text
-        joined.set(c.storeIds, text)
+        bytes = Buffer.from(text, 'utf8')
+        joined.set(c.storeIds, bytes)
       }
       const gap = c.dropped + queueDropped
-      if (gap > 0) text = sseEvent('gap', { dropped: gap }) + text
+      if (gap > 0) {
+        c.res.write(sseEvent('gap', { dropped: gap }))
+        c.lastWrite = now
+      }
       c.dropped = 0
       c.stalledSince = undefined
-      if (text.length > 0) {
-        c.res.write(text)
+      if (bytes.length > 0) {
+        c.res.write(bytes)
         c.lastWrite = now
       }
     }
