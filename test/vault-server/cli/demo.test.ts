@@ -55,7 +55,11 @@ test('demo: the printed instructions work: snapd registers, a person logs in wit
   const people = [...out.matchAll(/^ {4}(\w+)\s+(\S+@demo\.example)\s+password (\S+)\s+in (\S+)$/gm)].map((m) => ({ role: m[1]!, email: m[2]!, password: m[3]!, store: m[4]! }))
   t.deepEqual(people.map((p) => p.role).sort(), ['admin', 'collaborator', 'publisher', 'reviewer', 'viewer'])
   const viewer = people.find((p) => p.role === 'viewer')!
-  const loginUrl = /log in at (\S+) with/.exec(out)![1]!
+  const loginUrl = /or at (\S+) with/.exec(out)![1]!
+  // the printed dashboard address serves the dashboard
+  const dashboard = await httpRequest(/Dashboard\s+(\S+)/.exec(out)![1]!, { ca: caPem })
+  t.is(dashboard.status, 200)
+  t.regex(dashboard.body.toString(), /<div id="app"|<script type="module"/)
   const start = await httpRequest(loginUrl, { ca: caPem })
   t.is(start.status, 302)
   const loginCookie = /sv_login=([^;]+)/.exec(String(start.headers['set-cookie']))![1]!

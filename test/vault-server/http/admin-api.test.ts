@@ -453,3 +453,24 @@ test('request-ids and admin tokens are separate: an admin token is no api-key', 
   assertError(t, await postRequestId(v.url, v.adminToken), 401, 'SV_API_KEY_INVALID')
   t.truthy(await fetchRequestId(v.url, v.apiKey))
 })
+
+test('keys: generating, disabling and enabling a brand key are in the audit view of the brand\'s base store, and listings carry the account-key assertion', async (t) => {
+  const v = await setup(t, { keyBits: 2048 })
+  await adminJson(v, 'POST', 'admin/brands', { id: 'rot-brand', displayName: 'Rotation' })
+  const made = await adminJson<{ key: { keyId: string } }>(v, 'POST', 'admin/brands/rot-brand/keys', { name: 'second' })
+  await adminJson(v, 'POST', `admin/keys/${made.key.keyId}/disable`, { reason: 'kept in reserve' })
+  await adminJson(v, 'POST', `admin/keys/${made.key.keyId}/enable`, { reason: 'rotation day' })
+  const view = await adminJson<{ entries: Array<{ action: string; storeId?: string; target?: { id: string } }> }>(v, 'GET', 'admin/audit?store=rot-brand&action=key.')
+  t.deepEqual(
+    view.entries.filter((e) => e.target?.id === made.key.keyId).map((e) => [e.action, e.storeId]),
+    [
+      ['key.generated', 'rot-brand'],
+      ['key.disabled', 'rot-brand'],
+      ['key.enabled', 'rot-brand'],
+    ],
+  )
+  const keys = await adminJson<{ keys: Array<{ keyId: string; accountKeyAssertion?: string }> }>(v, 'GET', 'admin/brands/rot-brand/keys')
+  const k = keys.keys.find((x) => x.keyId === made.key.keyId)!
+  t.regex(k.accountKeyAssertion!, /^type: account-key\n/)
+  t.true(k.accountKeyAssertion!.includes(`public-key-sha3-384: ${made.key.keyId}`))
+})

@@ -489,7 +489,10 @@ test('version, health and ready answer JSON; ready is 503 with Retry-After once 
 test('an unknown route is 404 SV_NOT_FOUND as JSON', async (t) => {
   const c = await setup(t)
   assertError(t, await httpRequest(endpoint(c.v.url, 'no-such-thing')), 404, 'SV_NOT_FOUND')
-  assertError(t, await httpRequest(new URL('/', c.v.url)), 404, 'SV_NOT_FOUND')
+  // the root sends a browser to the dashboard
+  const root = await httpRequest(new URL('/', c.v.url))
+  t.is(root.status, 302)
+  t.is(root.headers.location, '/dashboard/')
   // a known device route with another method is 405 with Allow (test/vault-server/http/refusals.test.ts)
   assertError(t, await httpRequest(endpoint(c.v.url, 'request-id'), { method: 'PUT' }), 405, 'SV_METHOD_NOT_ALLOWED')
 })

@@ -31,7 +31,7 @@ test('openapi: every route the app registers is documented, and nothing else', a
   const routes = new Set<string>()
   const walk = (stack: { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: unknown[] } }[]) => {
     for (const layer of stack) {
-      if (layer.route) for (const m of Object.keys(layer.route.methods)) routes.add(`${m.toUpperCase()} ${layer.route.path.replace(/:([a-zA-Z]+)/g, '{$1}')}`)
+      if (layer.route) for (const m of Object.keys(layer.route.methods)) routes.add(`${m.toUpperCase()} ${layer.route.path.replace(/:([a-zA-Z]+)/g, '{$1}').replace(/\{\/\*([a-zA-Z]+)\}/g, '/{$1}')}`)
       else if (layer.handle?.stack) walk(layer.handle.stack as typeof stack)
     }
   }
@@ -47,6 +47,11 @@ test('openapi: every documented path answers with something other than SV_NOT_FO
     const [method, path] = op.split(' ') as [string, string]
     const url = base + path.replace(/\{[a-zA-Z]+\}/g, 'x')
     const res = await fetch(url, { method, headers: { authorization: `Bearer ${v.adminToken}` } })
+    if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+      // a stream that does not end (the Live page's): routed
+      await res.body?.cancel()
+      continue
+    }
     const body = await res.text()
     t.false(body.includes('SV_NOT_FOUND') && res.status === 404 && body.includes('no route'), `${op} is not routed`)
   }

@@ -52,6 +52,14 @@ function jsonSchema(s: z.ZodType): unknown {
 
 function adminPaths(): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {}
+  // answers that are not JSON
+  const MEDIA: Record<string, Record<string, unknown>> = {
+    'get /live': { 'text/event-stream': { schema: { type: 'string', description: 'server-sent events: hello, entry, alert, ack, gap, end (docs/dashboard.md)' } } },
+    'get /log/export': { 'application/x-ndjson': {}, 'text/csv': {} },
+    'get /audit/export': { 'application/x-ndjson': {} },
+    'get /models/:brand/:model/assertion': { 'application/x.ubuntu.assertion': {} },
+    'get /trust': { 'application/x.ubuntu.assertion': {} },
+  }
   for (const r of ADMIN_ROUTES) {
     const key = `${r.method} ${r.path}`
     const path = `/v1/admin${r.path.replace(/:([a-zA-Z]+)/g, '{$1}')}`
@@ -66,9 +74,9 @@ function adminPaths(): Record<string, Record<string, unknown>> {
       'x-permission': r.permission,
       security: [{ bearer: [] }, { session: [] }],
       ...(params.length ? { parameters: params } : {}),
-      ...(schema ? { requestBody: { required: r.method !== 'post' || !/enable|disable|accept|reject|api-keys/.test(r.path), content: { 'application/json': { schema: jsonSchema(schema) } } } } : {}),
+      ...(schema ? { requestBody: { required: r.method !== 'post' || !/enable|disable|accept|reject|api-keys|acknowledge/.test(r.path), content: { 'application/json': { schema: jsonSchema(schema) } } } } : {}),
       responses: {
-        [ok]: { description: 'done', content: { 'application/json': { schema: { type: 'object' } } } },
+        [ok]: { description: 'done', content: MEDIA[key] ?? { 'application/json': { schema: { type: 'object' } } } },
         ...(schema ? { '400': { $ref: '#/components/responses/Error' } } : {}),
         '401': { $ref: '#/components/responses/Error' },
         '403': { $ref: '#/components/responses/Error' },

@@ -67,12 +67,12 @@ export function LogTable({ entries, testid, rowTestid = 'log-row', showStore = t
                   <OutcomeBadge outcome={e.outcome} code={e.code} />
                 </td>
                 <td>{e.code ? <code>{e.code}</code> : null}</td>
-                <td>{href ? <a href={href}>{e.serial}</a> : (e.serial ?? '')}</td>
-                <td>
+                <td class="nowrap">{href ? <a href={href}>{e.serial}</a> : (e.serial ?? '')}</td>
+                <td class="nowrap">
                   {e.model ?? ''}
                   {e.fromModel ? <div class="muted">from {e.fromModel}</div> : null}
                 </td>
-                {showStore ? <td>{e.storeId ?? ''}</td> : null}
+                {showStore ? <td class="nowrap">{e.storeId ?? ''}</td> : null}
                 <td>{e.revision ?? ''}</td>
                 <td>{e.transport ?? ''}</td>
                 <td>

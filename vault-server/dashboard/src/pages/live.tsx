@@ -91,10 +91,12 @@ function Chart({ s, version }: { s: Series; version: number }) {
         width,
         height: width < 500 ? 220 : 300,
         title: undefined,
+        // UTC, as every table of the dashboard shows times
+        tzDate: (ts: number) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
         scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(4, Math.ceil(max * 1.2))] } },
         axes: [{ stroke: '#1f2933', grid: { stroke: '#e4e7eb' } }, { stroke: '#1f2933', grid: { stroke: '#e4e7eb' }, label: 'per minute' }],
         series: [
-          { label: 'time' },
+          { label: 'time (UTC)' },
           { label: 'serials (issued, reissued, pivoted)', stroke: '#0b63ce', width: 2, fill: 'rgba(11,99,206,0.12)', points: { show: false } },
           { label: 'refusals', stroke: '#b3261e', width: 2, dash: [6, 3], points: { show: false } },
         ],
@@ -135,7 +137,7 @@ function Chart({ s, version }: { s: Series; version: number }) {
         role="img"
         aria-label={`Serials and refusals per minute over the last ${s.xs.length} minutes: ${s.totalSerials} serials, ${s.totalRefusals} refusals`}
       />
-      <figcaption class="muted">Serials per minute (solid blue) and refusals per minute (dashed red), last {s.xs.length} minutes.</figcaption>
+      <figcaption class="muted">Serials per minute (solid blue) and refusals per minute (dashed red), last {s.xs.length} minutes, times in UTC.</figcaption>
     </figure>
   )
 }

@@ -51,8 +51,6 @@ export function dashboardRoutes(dir: string = defaultDashboardDir()): Router {
   const r = Router()
   const index = `${dir}/index.html`
   r.get('/', (_req: Request, res: Response) => res.redirect(302, '/dashboard/'))
-  // (express matches /dashboard/ here too: non-strict routing)
-  r.get('/dashboard', (req: Request, res: Response, next: NextFunction) => (req.originalUrl.split('?')[0] === '/dashboard' ? res.redirect(301, '/dashboard/') : next()))
   r.use('/dashboard', (_req: Request, res: Response, next: NextFunction) => {
     setDashboardHeaders(res)
     next()
@@ -67,7 +65,8 @@ export function dashboardRoutes(dir: string = defaultDashboardDir()): Router {
       dotfiles: 'deny',
     }),
   )
-  r.get(/^\/dashboard\/.*$/, (req: Request, res: Response, next: NextFunction) => {
+  r.get('/dashboard{/*path}', (req: Request, res: Response, next: NextFunction) => {
+    if (req.originalUrl.split('?')[0] === '/dashboard') return res.redirect(301, '/dashboard/')
     const last = req.path.split('/').pop() ?? ''
     if (last.includes('.') && last !== 'index.html') {
       const file = `${dir}${req.path.slice('/dashboard'.length)}`

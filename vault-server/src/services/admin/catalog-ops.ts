@@ -21,9 +21,10 @@ export class CatalogOps {
     this.#c = core
   }
 
-  #brandAudit(p: Principal, ctx: RequestContext, action: string): BrandAudit {
+  /** `storeId`: the brand's base store, when it exists already (key actions show in its audit log). */
+  #brandAudit(p: Principal, ctx: RequestContext, action: string, storeId?: string): BrandAudit {
     return {
-      key: (k) => this.#c.seal(p, ctx, { action: 'key.generated', brandId: k.accountId, target: { type: 'key', id: k.keyId }, after: auditView('key', { ...k }) }),
+      key: (k) => this.#c.seal(p, ctx, { action: 'key.generated', brandId: k.accountId, ...(storeId !== undefined ? { storeId } : {}), target: { type: 'key', id: k.keyId }, after: auditView('key', { ...k }) }),
       brand: (b, s) => this.#c.seal(p, ctx, { action, brandId: b.id, storeId: s.id, target: { type: 'brand', id: b.id }, after: { brand: auditView('brand', { ...b }), baseStore: s } }),
     }
   }
@@ -59,8 +60,8 @@ export class CatalogOps {
 
   /** A new key for a vault-root brand (rotation): key.manage in the brand's base store. */
   async generateKey(p: Principal, ctx: RequestContext, brandId: string, name: string): Promise<AdminWire.KeyWire> {
-    await this.#c.brand(p, ctx, brandId, 'key.manage', 'key.generated')
-    const key = await this.#c.d.brands.addBrandKey(brandId, name, { key: this.#brandAudit(p, ctx, 'brand.created').key! })
+    const { base } = await this.#c.brand(p, ctx, brandId, 'key.manage', 'key.generated')
+    const key = await this.#c.d.brands.addBrandKey(brandId, name, { key: this.#brandAudit(p, ctx, 'brand.created', base.id).key! })
     this.#c.invalidate()
     this.#c.d.log.info({ brandId, keyId: key.keyId }, 'key.generated')
     return keyView(key, [], true)
@@ -68,8 +69,8 @@ export class CatalogOps {
 
   /** Another key of an existing brand, with the account-key its store issued: key.manage in the base store. */
   async importKey(p: Principal, ctx: RequestContext, brandId: string, input: AdminWire.ImportKeyRequest): Promise<AdminWire.KeyWire> {
-    const { brand } = await this.#c.brand(p, ctx, brandId, 'key.manage', 'key.imported')
-    const audit: BrandAudit = { key: (k) => this.#c.seal(p, ctx, { action: 'key.imported', brandId, target: { type: 'key', id: k.keyId }, after: auditView('key', { ...k }) }) }
+    const { brand, base } = await this.#c.brand(p, ctx, brandId, 'key.manage', 'key.imported')
+    const audit: BrandAudit = { key: (k) => this.#c.seal(p, ctx, { action: 'key.imported', brandId, storeId: base.id, target: { type: 'key', id: k.keyId }, after: auditView('key', { ...k }) }) }
     // a vault-root brand's account-keys chain to the vault's own root
     const trusted = [...(input.trusted ?? []), ...(brand.origin === 'vault-root' ? [(await this.#c.d.brands.trustExport()).toString('utf8')] : [])]
     const { key } = await this.#c.d.brands.importBrand({ ...stripUndefined(input), trusted, account: brand.accountAssertion, onlyExisting: true }, audit)
@@ -96,13 +97,13 @@ export class CatalogOps {
   /** Enable or disable a key, with a reason (required to disable); a key a model signs with is not disabled (SV_KEY_IN_USE). */
   async setKeyEnabled(p: Principal, ctx: RequestContext, keyId: string, enabled: boolean, reason: string | undefined): Promise<AdminWire.KeyWire> {
     const action = enabled ? 'key.enabled' : 'key.disabled'
-    const { key: before } = await this.#c.key(p, ctx, keyId, 'key.manage', action)
+    const { key: before, base } = await this.#c.key(p, ctx, keyId, 'key.manage', action)
     if (!enabled && reason === undefined) throw new VaultError('SV_REQUEST_INVALID', 'disabling a key needs a reason', { details: { field: 'reason' } })
     if (!enabled) {
       const users = (await this.#c.d.store.brands.listModels({ brandId: before.accountId })).filter((m) => m.signingKeyId === keyId)
       if (users.length > 0) throw new VaultError('SV_KEY_IN_USE', `key ${keyId} signs for ${users.length} model(s): move them to another key first`, { details: { keyId, models: users.slice(0, 20).map((m) => `${m.brandId}/${m.name}`) } })
     }
-    const seal = this.#c.seal(p, ctx, { action, brandId: before.accountId, target: { type: 'key', id: keyId }, before: { enabled: before.enabled, reason: before.reason }, after: { enabled, reason } })
+    const seal = this.#c.seal(p, ctx, { action, brandId: before.accountId, ...(base ? { storeId: base.id } : {}), target: { type: 'key', id: keyId }, before: { enabled: before.enabled, reason: before.reason }, after: { enabled, reason } })
     const after = await this.#c.d.keys.setEnabled(keyId, { enabled, ...(reason !== undefined ? { reason } : {}) }, seal)
     this.#c.invalidate()
     this.#c.d.log.info({ keyId, reason }, action)
