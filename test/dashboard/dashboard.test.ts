@@ -328,6 +328,7 @@ test.serial('a session that ends on the server (expired, or logged out elsewhere
   await problem.waitFor({ timeout: 10_000 })
   t.regex(await problem.innerText(), /SV_SESSION_INVALID|session/i)
   await page.getByRole('link', { name: /Development IdP/ }).waitFor()
+  await axe(t, page, 'login')
 })
 
 test.serial('the dashboard is readable at 390 px: navigation reachable, no page wider than the screen', async (t) => {

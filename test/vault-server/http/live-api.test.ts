@@ -168,3 +168,20 @@ test('live: POST /models?dryRun=true answers what creating would, and stores and
   t.is(after.length, before)
   assertError(t, await admin(op, 'POST', 'admin/models?dryRun=maybe', bad), 400, 'SV_REQUEST_INVALID', { field: 'dryRun' })
 })
+
+test('live: the stream\'s credential re-checks do not extend a session\'s idle time; an ordinary call does', async (t) => {
+  const { v } = await setup(t)
+  const p = await person(v, 'live-a', 'viewer', 'idle@live.example')
+  const hash = createHash('sha256').update(p.cookie).digest('hex')
+  const idleBefore = (await v.vault.store.sessions.get(hash))!.idleExpiresAt
+  const access = v.vault.services.admin
+  // the session was made to expire in an hour: a re-check leaves it so
+  await access.authenticate({ session: p.cookie, method: 'GET', touch: false })
+  await new Promise((r) => setTimeout(r, 100))
+  t.is((await v.vault.store.sessions.get(hash))!.idleExpiresAt, idleBefore)
+  // an ordinary call moves it (when it moved by more than the touch interval: shorten the stored one first)
+  await v.vault.store.sessions.touch(hash, Date.now() + 60_000)
+  await access.authenticate({ session: p.cookie, method: 'GET' })
+  await new Promise((r) => setTimeout(r, 100))
+  t.true((await v.vault.store.sessions.get(hash))!.idleExpiresAt > Date.now() + 30 * 60_000)
+})

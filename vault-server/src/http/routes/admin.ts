@@ -269,7 +269,8 @@ function route(method: AdminRouteSpec['method'], path: string, permission: strin
   route('get', '/live', 'log.read', "server-sent events of the store's provisioning (hello, entry, alert, ack, gap, end)", async ({ s, p, ctx, req, res, creds }) => {
     const q = defined({ store: query(req, 'store'), subtree: flag(req, 'subtree') })
     // every 30 s: the session or token still holds, and so does log.read in the store
-    const revalidate = () => s.authenticate({ ...creds, method: 'GET' }).then(
+    // (watching is not activity: the session's idle time runs on)
+    const revalidate = () => s.authenticate({ ...creds, method: 'GET', touch: false }).then(
       (again) => s.live.stillAllowed(again, ctx, q),
       (e: unknown) => !(e instanceof VaultError && e.status < 500),
     )

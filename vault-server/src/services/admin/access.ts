@@ -53,6 +53,8 @@ export interface Credentials {
   csrf?: string
   /** the HTTP method: a cookie session needs the CSRF token for anything but GET and HEAD */
   method: string
+  /** false: a check that is not the person's activity (a live stream's re-check) does not extend the session's idle time */
+  touch?: boolean
 }
 
 export interface AccessOptions {
@@ -215,7 +217,7 @@ export class AccessService {
     const person = await this.#store.people.get(session.personId)
     if (!person || person.disabled) throw new VaultError('SV_SESSION_INVALID', 'the session has ended; log in again', { details: { reason: 'disabled' } })
     const idle = Math.min(session.expiresAt, now + this.#idleMs)
-    if (idle - session.idleExpiresAt > TOUCH_EVERY_MS) void this.#store.sessions.touch(hash, idle).catch(() => {})
+    if (c.touch !== false && idle - session.idleExpiresAt > TOUCH_EVERY_MS) void this.#store.sessions.touch(hash, idle).catch(() => {})
     return { kind: 'person', person, grants: await this.#grants(person.id), via: { kind: 'session', session } }
   }
 
