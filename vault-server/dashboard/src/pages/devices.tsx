@@ -112,10 +112,10 @@ export function DevicesPage() {
   const filterParams = { store: sid, subtree: true, serial: applied.serial.trim() || undefined, model: applied.model.trim() || undefined, outcome: applied.outcome || undefined, from: applied.from || undefined, to: applied.to || undefined }
   const key = JSON.stringify(filterParams)
   const readable = sid ? can(sid, 'log.read') : false
-  const page = useLoad((signal) => (sid && readable ? get<LogPageWire>(`/log${qs({ ...filterParams, limit: PAGE, cursor })}`, { signal }) : Promise.resolve({ entries: [] } as LogPageWire)), [key, cursor, readable])
+  const page = useLoad((signal) => (sid && readable ? get<LogPageWire>(`/log${qs({ ...filterParams, limit: PAGE, cursor, order: 'desc' })}`, { signal }) : Promise.resolve({ entries: [] } as LogPageWire)), [key, cursor, readable])
   const exp = useAction(async (format: 'csv' | 'jsonl') => {
     const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, 'Z')
-    await download(`/log/export${qs({ ...filterParams, format })}`, `signing-log-${sid}-${stamp}.${format}`)
+    await download(`/log/export${qs({ ...filterParams, format, order: 'desc' })}`, `signing-log-${sid}-${stamp}.${format}`)
   })
   const set = (k: keyof Filters) => (e: Event) => setForm({ ...form, [k]: (e.currentTarget as HTMLInputElement).value })
   const entries = page.data?.entries ?? []

@@ -100,7 +100,8 @@ function Chart({ s, version }: { s: Series; version: number }) {
           { label: 'serials (issued, reissued, pivoted)', stroke: '#0b63ce', width: 2, fill: 'rgba(11,99,206,0.12)', points: { show: false } },
           { label: 'refusals', stroke: '#b3261e', width: 2, dash: [6, 3], points: { show: false } },
         ],
-        legend: { show: true },
+        // the series names only: values appear under the cursor, never as '--'
+        legend: { show: true, live: false },
       },
       [s.xs, s.serials, s.refusals],
       el,
