@@ -46,6 +46,8 @@ export interface VaultCore {
   services: AppServices
   metrics: VaultMetrics
   admission: Admission
+  /** the Live page's streams of this instance */
+  live: LiveHub
   close(): Promise<void>
 }
 
@@ -154,6 +156,7 @@ export async function openVault(config: VaultConfig, log: Logger, o: OpenVaultOp
       services: { registration, admin, login, health: new HealthService(store), brands, models, keys },
       metrics,
       admission,
+      live,
       close: async () => {
         for (const c of closers) await c().catch(() => undefined)
       },
@@ -264,6 +267,9 @@ export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultO
         log.info({}, 'vault.stopping')
         clearInterval(purge)
         await mqtt?.close()
+        // the Live streams never end by themselves: end them first, so that the
+        // server's close waits only for requests in flight
+        core.live.close()
         await server.close()
         await core.close()
         log.info({}, 'vault.stopped')

@@ -185,3 +185,13 @@ test('live: the stream\'s credential re-checks do not extend a session\'s idle t
   await new Promise((r) => setTimeout(r, 100))
   t.true((await v.vault.store.sessions.get(hash))!.idleExpiresAt > Date.now() + 30 * 60_000)
 })
+
+test('live: a vault stopping with Live pages open ends their streams and stops at once (no wait for the grace period)', async (t) => {
+  const { v } = await setup(t)
+  const streams = await Promise.all([1, 2, 3].map(() => openSse(endpoint(v.url, 'admin/live'), { authorization: `Bearer ${v.adminToken}` })))
+  for (const s of streams) await s.next('hello')
+  const started = Date.now()
+  await v.close()
+  t.true(Date.now() - started < 3000, `stopped in ${Date.now() - started} ms`)
+  for (const s of streams) await s.ended
+})
