@@ -85,6 +85,7 @@ test('dashboard route: a vault without the built dashboard answers a typed 503 n
   const b = JSON.parse(r.body.toString()) as { code: string; message: string }
   t.is(b.code, 'SV_DASHBOARD_NOT_BUILT')
   t.regex(b.message, /npm run build/)
+  t.false(b.message.includes(tmpdir()), 'no path of the host in the answer')
 })
 
 test('dashboard route: the real vault serves the built dashboard and sends no-frame, no-sniff headers on its API answers', async (t) => {

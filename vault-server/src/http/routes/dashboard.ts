@@ -77,7 +77,8 @@ export function dashboardRoutes(dir: string = defaultDashboardDir()): Router {
       }
       return next(new VaultError('SV_NOT_FOUND', `no file ${req.path}`))
     }
-    if (!existsSync(index)) return next(new VaultError('SV_DASHBOARD_NOT_BUILT', `the dashboard is not built (${index} is missing): run npm run build`))
+    // (the answer names no path of the host: anyone may ask for /dashboard/)
+    if (!existsSync(index)) return next(new VaultError('SV_DASHBOARD_NOT_BUILT', 'the dashboard is not built on this vault: run npm run build (vault-server/dashboard/dist is missing)'))
     res.setHeader('Cache-Control', 'no-cache')
     res.sendFile(index)
   })
