@@ -37,8 +37,24 @@ export const AgentConfigSchema = z
     stateDir: z.string().min(1).default('/var/lib/device-agent'),
     vault: z
       .object({
-        /** https: snapd's device-service protocol (our vault, Canonical's serial-vault); mqtt: the vault's MQTT topics */
-        transport: z.enum(['https', 'mqtt']).default('https'),
+        /** https: snapd's device-service protocol (our vault, Canonical's serial-vault); mqtt: the vault's MQTT topics; serial: a factory station over a UART (docs/serial-line.md) */
+        transport: z.enum(['https', 'mqtt', 'serial']).default('https'),
+        serialLine: z
+          .object({
+            /** the port wired to the station (transport serial), e.g. /dev/ttyS0 */
+            port: z.string().min(1).optional(),
+            baudRate: z.number().int().min(300).max(4_000_000).default(115_200),
+            /** retransmission timeout; default 200 ms + twice a maximal frame's time at baudRate */
+            ackTimeoutMs: positiveMs(60_000).optional(),
+            /** retransmissions of one frame before the call fails (SV_AGENT_LINK_RETRIES_EXHAUSTED) */
+            maxRetries: z.number().int().min(1).max(100).default(10),
+            /** largest frame payload (the smaller of unit's and station's is used) */
+            maxPayload: z.number().int().min(64).max(16_384).default(1024),
+            /** wait between attempts to reopen a lost port */
+            reopenMs: positiveMs(60_000).default(250),
+          })
+          .strict()
+          .prefault({}),
         /** MQTT broker for transport mqtt: mqtt://HOST:PORT or mqtts://HOST:PORT (the vault's embedded broker or a shared one) */
         broker: z
           .string()
@@ -188,6 +204,10 @@ export const AGENT_ENV: EnvTable = {
   AGENT_URL: { path: 'vault.url', type: 'string' },
   AGENT_TRANSPORT: { path: 'vault.transport', type: 'string' },
   AGENT_BROKER: { path: 'vault.broker', type: 'string' },
+  AGENT_SERIAL_PORT: { path: 'vault.serialLine.port', type: 'string' },
+  AGENT_BAUD: { path: 'vault.serialLine.baudRate', type: 'number' },
+  AGENT_SERIAL_ACK_TIMEOUT_MS: { path: 'vault.serialLine.ackTimeoutMs', type: 'number' },
+  AGENT_SERIAL_MAX_RETRIES: { path: 'vault.serialLine.maxRetries', type: 'number' },
   AGENT_MQTT_CLIENT_ID: { path: 'vault.mqtt.clientId', type: 'string' },
   AGENT_MQTT_VERSION: { path: 'vault.mqtt.version', type: 'number' },
   AGENT_MQTT_TOPIC_PREFIX: { path: 'vault.mqtt.topicPrefix', type: 'string' },
@@ -301,8 +321,10 @@ export function loadAgentConfig(input: LoadAgentConfigInput): LoadedAgentConfig 
   const merged = mergeConfig(fileLayer, proxyLayer, envLayer.tree, envExtra, keyLayer, input.flags)
   // Lists replace rather than merge: the last layer that sets serial.sources wins (mergeConfig does that).
   if (input.purpose === 'provision') {
-    const mqtt = getPath(merged, 'vault.transport') === 'mqtt'
-    for (const p of ['brand', 'model', mqtt ? 'vault.broker' : 'vault.url']) if (getPath(merged, p) === undefined) problems.push(`${p}: required to provision${mqtt && p === 'vault.broker' ? ' over MQTT' : ''}`)
+    const transport = getPath(merged, 'vault.transport')
+    const where = transport === 'mqtt' ? 'vault.broker' : transport === 'serial' ? 'vault.serialLine.port' : 'vault.url'
+    const over = transport === 'mqtt' ? ' over MQTT' : transport === 'serial' ? ' over a serial line (--serial-port)' : ''
+    for (const p of ['brand', 'model', where]) if (getPath(merged, p) === undefined) problems.push(`${p}: required to provision${p === where ? over : ''}`)
     const anchors = getPath(merged, 'trust.anchors')
     if (!Array.isArray(anchors) || anchors.length === 0) problems.push('trust.anchors: at least one trust anchor file (--trusted) is required to verify the serial')
   }

@@ -101,6 +101,30 @@ export const AGENT_ERRORS = {
    * runs it again later; the serial stays written.
    */
   SV_AGENT_HOOK_FAILED: { exitCode: 1, summary: 'the success hook command failed or timed out' },
+  /**
+   * Serial-line transport (--transport serial): no answer from the station
+   * within the call's bound while the port was open. details: { step, path,
+   * timeoutMs }. Temporary: retried like an unavailable vault.
+   */
+  SV_AGENT_LINK_TIMEOUT: { exitCode: 3, summary: 'the serial-line station did not answer in time' },
+  /**
+   * Serial-line transport: a frame (or HELLO) was retransmitted the bounded
+   * number of times without an acknowledgement. details: { step, path,
+   * maxRetries }. The link starts a new session; temporary.
+   */
+  SV_AGENT_LINK_RETRIES_EXHAUSTED: { exitCode: 3, summary: 'the serial line dropped every retransmission of a frame' },
+  /**
+   * Serial-line transport: the port was closed or could not be opened, and
+   * was not back before the call's bound. details: { step, path, error? }.
+   * Temporary (a unit unplugged from its station).
+   */
+  SV_AGENT_LINK_CLOSED: { exitCode: 3, summary: 'the serial port to the station is closed or missing' },
+  /**
+   * Serial-line transport: the station lost the session (it restarted), so a
+   * request in flight was lost. details: { step, path }. Temporary: the
+   * request is sent again.
+   */
+  SV_AGENT_LINK_RESET: { exitCode: 3, summary: 'the serial-line station lost the session; the request is sent again' },
   /** Another agent process holds the state directory. details: { pid, lockFile }. */
   SV_AGENT_BUSY: { exitCode: 1, summary: 'another device-agent process is using the state directory' },
 } as const satisfies Record<string, AgentErrorSpec>

@@ -69,6 +69,8 @@ interface ProvisionFlags extends CommonFlags {
   mqttClientId?: string
   mqttVersion?: string
   mqttTopicPrefix?: string
+  serialPort?: string
+  baud?: string
   apiKey?: string
   apiKeyFile?: string
   header: string[]
@@ -111,11 +113,13 @@ export function buildProgram(io: CliIo, exit: (code: number) => void): Command {
     .description('register the device with the vault: device key, request-id, serial-request, serial; runs until provisioned')
     .option('--once', 'one attempt: exit 0 provisioned, 1 failed, 2 config invalid, 3 retry later (state kept)')
     .option('--url <url>', "the vault's device-service base URL, e.g. https://vault.example.com/v1/")
-    .option('--transport <transport>', 'https (default) or mqtt')
+    .option('--transport <transport>', 'https (default), mqtt, or serial (a factory station over a UART)')
     .option('--broker <url>', 'MQTT broker for --transport mqtt: mqtt://HOST:PORT or mqtts://HOST:PORT')
     .option('--mqtt-client-id <id>', 'MQTT client id (default sv-agent-<random>; unique per device)')
     .option('--mqtt-version <4|5>', 'MQTT protocol: 4 = 3.1.1 (default, the embedded broker), 5')
     .option('--mqtt-topic-prefix <prefix>', "the vault deployment's topic prefix (default serial-vault/v1)")
+    .option('--serial-port <path>', 'for --transport serial: the port wired to the station, e.g. /dev/ttyS0')
+    .option('--baud <rate>', 'for --transport serial: baud rate (default 115200)')
     .option('--api-key <key>', 'api-key header (prefer --api-key-file or AGENT_API_KEY)')
     .option('--api-key-file <file>', 'read the api-key from FILE')
     .option('--header <name=value>', 'extra header on both requests; repeatable', collect, [])
@@ -182,6 +186,8 @@ function provisionTree(f: ProvisionFlags): { tree: ConfigTree; problems: string[
   set('vault.mqtt.clientId', f.mqttClientId)
   set('vault.mqtt.version', num('mqtt-version', f.mqttVersion))
   set('vault.mqtt.topicPrefix', f.mqttTopicPrefix)
+  set('vault.serialLine.port', f.serialPort)
+  set('vault.serialLine.baudRate', num('baud', f.baud))
   set('vault.apiKey', f.apiKey)
   set('vault.ca', f.ca)
   if (f.pin.length > 0) set('vault.pins', f.pin)
@@ -313,7 +319,7 @@ async function provisionCommand(io: CliIo, f: ProvisionFlags): Promise<number> {
   const { mkdir } = await import('node:fs/promises')
   await mkdir(paths.stateDir, { recursive: true, mode: 0o700 })
   const release = await acquireStateLock(paths.lock)
-  const client = config.vault.transport === 'mqtt' ? await mqttClient(config, ca) : await httpClient(config, ca)
+  const client = config.vault.transport === 'mqtt' ? await mqttClient(config, ca) : config.vault.transport === 'serial' ? await serialLineClient(config) : await httpClient(config, ca)
   const controller = new AbortController()
   let stopSignal: NodeJS.Signals | undefined
   const onSignal = (sig: NodeJS.Signals) => {
@@ -508,6 +514,25 @@ async function httpClient(config: AgentConfig, ca: string | undefined): Promise<
     proxy: config.vault.proxy,
     connectTimeoutMs: config.vault.connectTimeoutMs,
     headersTimeoutMs: config.vault.headersTimeoutMs,
+    totalTimeoutMs: config.vault.totalTimeoutMs,
+    maxAnswerBytes: config.vault.maxAnswerBytes,
+    userAgent: userAgent(),
+  })
+}
+
+/** The serial-line client: a factory station relays to the vault (serialport loaded only then). */
+async function serialLineClient(config: AgentConfig): Promise<VaultClient> {
+  const { SerialVaultClient } = await import('./vault/serial-vault-client.js')
+  const s = config.vault.serialLine
+  return new SerialVaultClient({
+    path: s.port!,
+    baudRate: s.baudRate,
+    ...(s.ackTimeoutMs !== undefined ? { ackTimeoutMs: s.ackTimeoutMs } : {}),
+    maxRetries: s.maxRetries,
+    maxPayload: s.maxPayload,
+    reopenMs: s.reopenMs,
+    ...(config.vault.apiKey !== undefined ? { apiKey: config.vault.apiKey } : {}),
+    headers: config.vault.headers,
     totalTimeoutMs: config.vault.totalTimeoutMs,
     maxAnswerBytes: config.vault.maxAnswerBytes,
     userAgent: userAgent(),

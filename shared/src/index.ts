@@ -76,3 +76,31 @@ export {
   type MqttSerialReply,
   type MqttRejectedReply,
 } from './protocol/mqtt.js'
+
+// serial-line link (station <-> unit over a UART): frames, the ARQ link, request/response messages
+export { crc32 } from './serial-line/crc32.js'
+export {
+  encodeFrame,
+  FrameDecoder,
+  FrameType,
+  FRAME_MAGIC,
+  FRAME_VERSION,
+  FRAME_OVERHEAD,
+  HEADER_BYTES as FRAME_HEADER_BYTES,
+  DEFAULT_MAX_PAYLOAD as SERIAL_LINE_DEFAULT_MAX_PAYLOAD,
+  MAX_PAYLOAD_LIMIT as SERIAL_LINE_MAX_PAYLOAD_LIMIT,
+  type Frame,
+  type DecoderStats,
+  type FrameDecoderOptions,
+} from './serial-line/frame.js'
+export { SerialLineLink, SerialLineError, DEFAULT_MAX_MESSAGE as SERIAL_LINE_DEFAULT_MAX_MESSAGE, type LinkRole, type LinkFailure, type LinkStats, type LinkTimers, type SerialLineLinkOptions } from './serial-line/link.js'
+export {
+  encodeSerialLineRequest,
+  encodeSerialLineResponse,
+  decodeSerialLineRequest,
+  decodeSerialLineResponse,
+  SERIAL_LINE_OPERATIONS,
+  type SerialLineOperation,
+  type SerialLineRequest,
+  type SerialLineResponse,
+} from './serial-line/messages.js'

@@ -489,6 +489,12 @@ export class Provisioner {
         return { kind: 'wait', ms: r.clockWaitMs, counted: false }
       case 'SV_AGENT_SERIAL_PENDING':
         return { kind: 'wait', ms: retryAfterMs !== undefined ? Math.min(retryAfterMs, r.maxRetryAfterMs) : r.pollIntervalMs, counted: false }
+      // Serial-line link faults: the vault is as unreachable as over a broken network (the station may
+      // have relayed the request, so at the serial step a new request-id is used, as for a timeout).
+      case 'SV_AGENT_LINK_TIMEOUT':
+      case 'SV_AGENT_LINK_RETRIES_EXHAUSTED':
+      case 'SV_AGENT_LINK_CLOSED':
+      case 'SV_AGENT_LINK_RESET':
       case 'SV_AGENT_VAULT_UNAVAILABLE': {
         this.#consecutive++
         cp.counters.retries++
