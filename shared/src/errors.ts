@@ -111,6 +111,14 @@ export const ERRORS = {
   SV_SYSTEM_USER_INVALID: { status: 400, mqtt: 0x99, summary: 'the system-user definition fails the system-user assertion checks' },
   SV_DASHBOARD_NOT_BUILT: { status: 503, mqtt: 0x88, summary: 'the dashboard assets are missing from this installation: run npm run build (the admin API works without them)' },
   SV_ALERT_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such clone alert in the stores the caller may see (alerts are kept for 7 days)' },
+  SV_NO_WORK_ORDER: { status: 403, mqtt: 0x87, summary: 'the model requires a work order and none of its work orders is open now' },
+  SV_SERIAL_NOT_IN_WORK_ORDER: { status: 403, mqtt: 0x87, summary: 'the model requires a work order and no open work order of the model allows this serial' },
+  SV_WORK_ORDER_EXHAUSTED: { status: 409, mqtt: 0x99, summary: 'the work order that allows this serial has reached its planned quantity' },
+  SV_WORK_ORDER_CLOSED: { status: 409, mqtt: 0x99, summary: 'the work order was closed by an administrator (or is exhausted, for a close)' },
+  SV_WORK_ORDER_OUTSIDE_WINDOW: { status: 403, mqtt: 0x87, summary: 'the work order that allows this serial is not valid now (before its notBefore or from its notAfter)' },
+  SV_WORK_ORDER_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such work order in the stores the caller may see' },
+  SV_WORK_ORDER_EXISTS: { status: 409, mqtt: 0x99, summary: 'a work order with this id already exists' },
+  SV_WORK_ORDER_INVALID: { status: 400, mqtt: 0x99, summary: 'the work order does not fit its model: assign orders need an assign serial policy, list and range orders a device policy; bad range or window' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -49,6 +49,8 @@ export const LOG_EVENTS = [
   'grant.changed',
   'grant.removed',
   'pivot.allowed',
+  'work_order.opened',
+  'work_order.closed',
   'pivot.removed',
   'pivot.accepted',
   'pivot.rejected',

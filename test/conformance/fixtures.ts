@@ -25,6 +25,7 @@ import {
   type StoreRecord,
   type TokenRecord,
   type VaultStore,
+  type WorkOrderRecord,
 } from '../../vault-server/src/store/store.js'
 
 // --- the suite ------------------------------------------------------------------------------
@@ -243,6 +244,26 @@ export function loginTransaction(id: string, extra: Partial<LoginTransactionReco
 
 export function pivotRule(id: string, extra: Partial<PivotRule> = {}): PivotRule {
   return { id, brandId: 'acme', fromModel: 'widget', toModel: 'gizmo', storeId: 'acme', createdBy: 'prs_admin', createdAt: T0, ...extra }
+}
+
+/** An open list order of acme/widget for SN-1..SN-3, planned 2, valid through 2026. */
+export function workOrderRecord(id: string, extra: Partial<WorkOrderRecord> = {}): WorkOrderRecord {
+  return {
+    id,
+    brandId: 'acme',
+    model: 'widget',
+    storeId: 'acme',
+    plannedQuantity: 2,
+    serials: { kind: 'list', serials: ['SN-1', 'SN-2', 'SN-3'] },
+    notBefore: T0,
+    notAfter: T0 + 365 * 86_400_000,
+    status: 'open',
+    provisioned: 0,
+    createdBy: 'prs_admin',
+    createdAt: T0,
+    updatedAt: T0,
+    ...extra,
+  }
 }
 
 export function pivotRequest(requestId: string, extra: Partial<PivotRequest> = {}): PivotRequest {

@@ -24,6 +24,7 @@ import { sessionsGroup } from './groups/sessions.js'
 import { auditGroup } from './groups/audit.js'
 import { pivotsGroup } from './groups/pivots.js'
 import { metaGroup } from './groups/meta.js'
+import { workOrdersGroup } from './groups/work-orders.js'
 
 export * from './fixtures.js'
 export { everyOperation } from './groups/lifecycle.js'
@@ -40,6 +41,7 @@ export const GROUPS: readonly Group[] = [
   sessionsGroup,
   auditGroup,
   pivotsGroup,
+  workOrdersGroup,
   metaGroup,
 ]
 

@@ -28,6 +28,7 @@ import {
 } from './cli/vault-commands.js'
 import { logExportCommand, logQueryCommand } from './cli/log-commands.js'
 import * as adm from './cli/admin-commands.js'
+import * as wo from './cli/work-order-commands.js'
 import { demoCommand } from './cli/demo.js'
 import { errorsCommand } from './cli/errors-command.js'
 import { VERSION } from './version.js'
@@ -194,6 +195,44 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .requiredOption('--brand <id>', 'brand id')
     .requiredOption('--model <name>', 'model name')
     .action(act((o) => modelShowCommand(io, o)))
+
+  target(model.command('require-work-order').description('whether registrations of the model need an open work order (true or false)'))
+    .argument('<value>', 'true or false')
+    .requiredOption('--brand <id>', 'brand id')
+    .requiredOption('--model <name>', 'model name')
+    .action(async (value: string, _o: unknown, cmd: Command) => exit(await wo.modelRequireWorkOrder(io, cmd.opts(), value)))
+
+  const workOrder = program.command('work-order').description('work orders: which serials of a model a factory may provision, how many, until when; and their reconciliation')
+  target(workOrder.command('open').description('open a work order for a model of a store'))
+    .requiredOption('--store <id>', "the model's store")
+    .requiredOption('--model <name>', 'model name')
+    .requiredOption('--quantity <n>', 'planned quantity')
+    .option('--serials <list>', 'the serials allowed, comma-separated')
+    .option('--range <spec>', 'PREFIX:START-END:WIDTH, e.g. GW-:1-500:4 for GW-0001..GW-0500')
+    .option('--assign', "serials from the model's assign template")
+    .option('--stations <ids>', 'station ids allowed, comma-separated (recorded; enforced once stations exist)')
+    .option('--not-before <time>', 'ISO 8601 (default now)')
+    .requiredOption('--not-after <time>', 'ISO 8601')
+    .action(act((o) => wo.workOrderOpen(io, o)))
+  target(workOrder.command('list').description("a store's work orders"))
+    .requiredOption('--store <id>', 'store id')
+    .option('--model <name>', 'only this model')
+    .option('--status <status>', 'open, closed or exhausted')
+    .action(act((o) => wo.workOrderList(io, o)))
+  target(workOrder.command('show').description('one work order'))
+    .argument('<id>', 'work order id')
+    .requiredOption('--store <id>', 'store id')
+    .action(async (id: string, _o: unknown, cmd: Command) => exit(await wo.workOrderShow(io, cmd.opts(), id)))
+  target(workOrder.command('close').description('close an open work order (its report stays)'))
+    .argument('<id>', 'work order id')
+    .requiredOption('--store <id>', 'store id')
+    .option('--reason <text>', 'why')
+    .action(async (id: string, _o: unknown, cmd: Command) => exit(await wo.workOrderClose(io, cmd.opts(), id)))
+  target(workOrder.command('report').description('reconciliation: planned, provisioned, refused, retried, duplicates, outstanding serials'))
+    .argument('<id>', 'work order id')
+    .requiredOption('--store <id>', 'store id')
+    .option('--csv', 'print CSV')
+    .action(async (id: string, _o: unknown, cmd: Command) => exit(await wo.workOrderReport(io, cmd.opts(), id)))
 
   const trust = program.command('trust').description('trust anchors for device images')
   data(trust.command('export').description("print the vault root's account and account-key (with --brand, the brand's chain too)"))

@@ -82,6 +82,7 @@ export const CreateModelRequest = z
     apiKeys: z.array(z.string().max(256)).max(32).optional(),
     serialPolicy: serialPolicy.optional(),
     duplicates: z.enum(['refuse', 'reissue']).optional(),
+    requireWorkOrder: z.boolean().optional(),
     headers: z.record(z.string().max(128), HeaderValueSchema).optional(),
   })
   .strict()
@@ -92,6 +93,7 @@ export const UpdateModelRequest = z
     removeApiKeyHashes: z.array(z.string().length(64)).max(32).optional(),
     serialPolicy: serialPolicy.optional(),
     duplicates: z.enum(['refuse', 'reissue']).optional(),
+    requireWorkOrder: z.boolean().optional(),
     headers: z.record(z.string().max(128), HeaderValueSchema).optional(),
   })
   .strict()
@@ -105,6 +107,27 @@ export const CreateTokenRequest = z
 
 export const AllowPivotRequest = z.object({ fromModel: modelName, toModel: modelName, serial: z.string().min(1).max(128).optional() }).strict()
 export const DecidePivotRequest = z.object({ reason: reason.optional() }).strict()
+
+/** The serials a work order allows: a list, a range PREFIX + start..end at a fixed width, or the model's assign template. */
+export const WorkOrderSerialsSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('list'), serials: z.array(z.string().min(1).max(128)).min(1).max(1_000_000) }).strict(),
+  z.object({ kind: z.literal('range'), prefix: z.string().max(100), start: z.number().int().min(0), end: z.number().int().min(0), width: z.number().int().min(1).max(20) }).strict(),
+  z.object({ kind: z.literal('assign') }).strict(),
+])
+const wireTime = z.union([z.string().min(1).max(64), z.number().int().min(0)])
+/** A work order for a model of the store; times are ISO 8601 (or epoch ms); notBefore defaults to now. */
+export const OpenWorkOrderRequest = z
+  .object({
+    model: modelName,
+    plannedQuantity: z.number().int().min(1).max(10_000_000),
+    serials: WorkOrderSerialsSchema,
+    stations: z.array(z.string().min(1).max(128)).max(1000).optional(),
+    notBefore: wireTime.optional(),
+    notAfter: wireTime,
+  })
+  .strict()
+export const CloseWorkOrderRequest = z.object({ reason: reason.optional() }).strict()
+export type OpenWorkOrderRequest = z.infer<typeof OpenWorkOrderRequest>
 
 export type CreateBrandRequest = z.infer<typeof CreateBrandRequest>
 export type ImportBrandRequest = z.infer<typeof ImportBrandRequest>
@@ -141,11 +164,12 @@ export const LogEntryWire = z.object({
   timings: z.record(z.string(), z.number()).optional(),
   message: z.string().optional(),
   fromModel: z.string().optional(),
+  workOrderId: z.string().optional(),
 })
 export type LogEntryWire = z.infer<typeof LogEntryWire>
 
 /** The columns of the CSV export, in order (one header row, RFC 4180). */
-export const LOG_CSV_COLUMNS = ['id', 'time', 'outcome', 'code', 'brandId', 'model', 'storeId', 'serial', 'deviceKeyId', 'revision', 'clientAddress', 'requestId', 'transport', 'message', 'fromModel', 'timings'] as const
+export const LOG_CSV_COLUMNS = ['id', 'time', 'outcome', 'code', 'brandId', 'model', 'storeId', 'serial', 'deviceKeyId', 'revision', 'clientAddress', 'requestId', 'transport', 'message', 'fromModel', 'timings', 'workOrderId'] as const
 
 export const LogPageWire = z.object({ entries: z.array(LogEntryWire), nextCursor: z.string().optional() })
 export type LogPageWire = z.infer<typeof LogPageWire>
@@ -203,6 +227,8 @@ export const ModelWire = z.object({
   apiKeyHashes: z.array(z.string()),
   serialPolicy: z.union([z.object({ kind: z.literal('device') }), z.object({ kind: z.literal('assign'), template: z.string(), start: z.number() })]),
   duplicatePolicy: z.enum(['refuse', 'reissue']),
+  /** registrations need an open work order */
+  requireWorkOrder: z.boolean(),
   revision: z.number(),
   modelAssertion: z.string(),
   /** false for a model migrated from before stores whose signed assertion does not name its store yet (re-sign it with an update) */
@@ -211,6 +237,51 @@ export const ModelWire = z.object({
   updatedAt: time,
 })
 export type ModelWire = z.infer<typeof ModelWire>
+
+export const WorkOrderWire = z.object({
+  id: z.string(),
+  brandId: z.string(),
+  model: z.string(),
+  storeId: z.string(),
+  plannedQuantity: z.number(),
+  serials: WorkOrderSerialsSchema,
+  stations: z.array(z.string()).optional(),
+  notBefore: time,
+  notAfter: time,
+  status: z.enum(['open', 'closed', 'exhausted']),
+  provisioned: z.number(),
+  createdBy: z.string(),
+  createdAt: time,
+  closedAt: time.optional(),
+  closedBy: z.string().optional(),
+  reason: z.string().optional(),
+})
+export type WorkOrderWire = z.infer<typeof WorkOrderWire>
+
+/**
+ * A work order's reconciliation, from its signing log entries: `provisioned`
+ * serials issued under it (first issuance or reissue), `retried` identical
+ * retries, `duplicates` clone attempts of its serials (SV_SERIAL_TAKEN,
+ * SV_DEVICE_KEY_TAKEN), `refused` every other refusal that concerned it
+ * (`refusedByCode` has both kinds), `outstanding` the allowed serials not yet
+ * provisioned (listed for list and range orders, a count for assign orders),
+ * `remaining` planned minus provisioned.
+ */
+export const WorkOrderReportWire = z.object({
+  workOrder: WorkOrderWire,
+  planned: z.number(),
+  provisioned: z.number(),
+  reissued: z.number(),
+  retried: z.number(),
+  refused: z.number(),
+  duplicates: z.number(),
+  refusedByCode: z.record(z.string(), z.number()),
+  remaining: z.number(),
+  outstanding: z.object({ count: z.number(), serials: z.array(z.string()).optional() }),
+  provisionedSerials: z.array(z.string()),
+  generatedAt: time,
+})
+export type WorkOrderReportWire = z.infer<typeof WorkOrderReportWire>
 
 export const KeyWire = z.object({
   keyId: z.string(),

@@ -21,6 +21,7 @@ import {
   seal,
   signingKeyRecord,
   subStoreRecord,
+  workOrderRecord,
   withBrand,
   type AuditDraft,
   type Suite,
@@ -188,6 +189,17 @@ const AUDIT_CASES: Record<AuditedMethod, AuditCase> = {
     ok: (s, a) => s.pivots.decideRequest('req-1', { status: 'accepted', at: T0, by: 'prs_r' }, a),
     check: async (t, s) => t.is((await s.pivots.getRequest('req-1'))?.status, 'accepted'),
     refused: { call: (s, a) => s.pivots.decideRequest('req-1', { status: 'rejected', at: T0, by: 'prs_r' }, a), code: 'SV_PIVOT_DECIDED' },
+  },
+  'workOrders.create': {
+    ok: (s, a) => s.workOrders.create(workOrderRecord('wo_1'), a),
+    check: async (t, s) => t.truthy(await s.workOrders.get('wo_1')),
+    refused: { call: (s, a) => s.workOrders.create(workOrderRecord('wo_1', { model: 'gadget' }), a), code: 'SV_WORK_ORDER_EXISTS' },
+  },
+  'workOrders.close': {
+    setup: (s) => s.workOrders.create(workOrderRecord('wo_1')),
+    ok: (s, a) => s.workOrders.close('wo_1', { at: T0 + 1, by: 'prs_admin' }, a),
+    check: async (t, s) => t.is((await s.workOrders.get('wo_1'))?.status, 'closed'),
+    refused: { call: (s, a) => s.workOrders.close('wo_1', { at: T0 + 2, by: 'prs_admin' }, a), code: 'SV_WORK_ORDER_CLOSED' },
   },
 }
 

@@ -21,6 +21,7 @@ import {
   sessionRecord,
   signingKeyRecord,
   subStoreRecord,
+  workOrderRecord,
   type Suite,
 } from '../fixtures.js'
 
@@ -126,6 +127,12 @@ export function everyOperation(store: VaultStore): Operations {
       getRequest: () => store.pivots.getRequest('req-pivot'),
       decideRequest: () => store.pivots.decideRequest('req-pivot', { status: 'accepted', at: T0, by: 'prs_reviewer' }),
       listRequests: () => store.pivots.listRequests({ storeId: 'acme' }),
+    },
+    workOrders: {
+      create: () => store.workOrders.create(workOrderRecord('wo_1')),
+      get: () => store.workOrders.get('wo_1'),
+      list: () => store.workOrders.list({ brandId: 'acme' }),
+      close: () => store.workOrders.close('wo_1', { at: T0, by: 'prs_admin' }),
     },
     meta: {
       get: () => store.meta.get('root-authority'),

@@ -32,15 +32,16 @@ const EXPECTED_ROLES: Record<Role, string[]> = {
   admin: [
     'store.read', 'store.manage', 'member.read', 'member.manage', 'token.manage', 'key.read', 'key.manage', 'model.read', 'model.manage', 'model.download', 'apikey.manage',
     'serial.read', 'serial.release', 'log.read', 'log.export', 'metrics.read', 'system-user.sign', 'pivot.read', 'pivot.manage', 'pivot.review', 'audit.read', 'alert.acknowledge',
+    'workorder.read', 'workorder.manage',
   ],
   publisher: ['store.read', 'model.read', 'model.download', 'metrics.read'],
   collaborator: ['store.read'],
-  reviewer: ['store.read', 'model.read', 'serial.read', 'serial.release', 'log.read', 'pivot.read', 'pivot.review', 'alert.acknowledge'],
-  viewer: ['store.read', 'model.read', 'model.download', 'serial.read', 'log.read', 'log.export', 'metrics.read'],
+  reviewer: ['store.read', 'model.read', 'serial.read', 'serial.release', 'log.read', 'pivot.read', 'pivot.review', 'alert.acknowledge', 'workorder.read'],
+  viewer: ['store.read', 'model.read', 'model.download', 'serial.read', 'log.read', 'log.export', 'metrics.read', 'workorder.read'],
 }
 
 /** What the scoped personal tokens carry: read permissions only (so write cells differ from the session's). */
-const TOKEN_PERMISSIONS = ['store.read', 'member.read', 'key.read', 'model.read', 'model.download', 'serial.read', 'log.read', 'log.export', 'metrics.read', 'pivot.read', 'audit.read']
+const TOKEN_PERMISSIONS = ['store.read', 'member.read', 'key.read', 'model.read', 'model.download', 'serial.read', 'log.read', 'log.export', 'metrics.read', 'pivot.read', 'audit.read', 'workorder.read']
 
 // The tree: walk-brand (base) -> p-store -> p-child, and walk-brand -> p-sibling; acme-brand is another brand.
 const BASE = 'walk-brand'
@@ -93,6 +94,9 @@ interface RouteCase {
 }
 
 const n = (w: Walk) => ++w.n
+/** A fresh open work order for walk-a in the walk's store (made by the operator). */
+const workOrder = async (w: Walk): Promise<string> =>
+  (await adminJson<{ workOrder: { id: string } }>(w.op, 'POST', `admin/stores/${T}/work-orders`, { model: 'walk-a', plannedQuantity: 1, serials: { kind: 'list', serials: [`WO-${n(w)}`] }, notAfter: Date.now() + 86_400_000 })).workOrder.id
 const ROUTES: RouteCase[] = [
   { method: 'GET', spec: '/me', permission: 'self', target: 'self', path: () => 'admin/me' },
   { method: 'GET', spec: '/roles', permission: 'self', target: 'self', path: () => 'admin/roles' },
@@ -192,6 +196,11 @@ const ROUTES: RouteCase[] = [
     body: (w) => ({ email: `u${n(w)}@walk.example`, username: 'walk', sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpj1cC9IJ0e0kZxNq7p8tsGQ3Cq5fJ3w9c1Dq8jv1Zx walk@example'], models: ['walk-a'] }),
     notFound: 'SV_STORE_NOT_FOUND',
   },
+  { method: 'GET', spec: '/stores/:store/work-orders', permission: 'workorder.read', target: 'store', path: () => `admin/stores/${T}/work-orders`, notFound: 'SV_STORE_NOT_FOUND' },
+  { method: 'POST', spec: '/stores/:store/work-orders', permission: 'workorder.manage', target: 'store', path: () => `admin/stores/${T}/work-orders`, body: (w) => ({ model: 'walk-a', plannedQuantity: 1, serials: { kind: 'list', serials: [`WO-${n(w)}`] }, notAfter: Date.now() + 86_400_000 }), notFound: 'SV_STORE_NOT_FOUND' },
+  { method: 'GET', spec: '/stores/:store/work-orders/:id', permission: 'workorder.read', target: 'store', path: async (w) => `admin/stores/${T}/work-orders/${await workOrder(w)}`, notFound: 'SV_STORE_NOT_FOUND' },
+  { method: 'POST', spec: '/stores/:store/work-orders/:id/close', permission: 'workorder.manage', target: 'store', path: async (w) => `admin/stores/${T}/work-orders/${await workOrder(w)}/close`, body: () => ({ reason: 'walk' }), notFound: 'SV_STORE_NOT_FOUND' },
+  { method: 'GET', spec: '/stores/:store/work-orders/:id/report', permission: 'workorder.read', target: 'store', path: async (w) => `admin/stores/${T}/work-orders/${await workOrder(w)}/report`, notFound: 'SV_STORE_NOT_FOUND' },
   { method: 'GET', spec: '/audit', permission: 'audit.read', target: 'store', path: () => `admin/audit?store=${T}`, notFound: 'SV_STORE_NOT_FOUND' },
   { method: 'GET', spec: '/audit/export', permission: 'audit.read', target: 'store', path: () => `admin/audit/export?store=${T}`, notFound: 'SV_STORE_NOT_FOUND' },
   { method: 'GET', spec: '/audit/verify', permission: 'audit.verify', target: 'vault', path: () => 'admin/audit/verify' },

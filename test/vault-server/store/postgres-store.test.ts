@@ -179,6 +179,7 @@ test('PostgresStore: migrations are recorded once and not re-applied on the next
   t.deepEqual(rows, [
     { version: 1, name: 'initial' },
     { version: 2, name: 'stores' },
+    { version: 3, name: 'work-orders' },
   ])
 })
 

@@ -95,10 +95,11 @@ test('PostgresStore upgrade: a migration-1 schema of the previous release is mig
   const migrated: Array<[number, number]> = []
   const store = openStore(t, schema, migrated)
   await store.open()
-  t.deepEqual(migrated, [[1, 2]])
+  t.deepEqual(migrated, [[1, 3]])
   t.deepEqual(await rows(schema, 'SELECT version, name FROM $schema.schema_migrations ORDER BY version'), [
     { version: 1, name: 'initial' },
     { version: 2, name: 'stores' },
+    { version: 3, name: 'work-orders' },
   ])
 
   // brand, keys and the base store
@@ -188,10 +189,10 @@ test('PostgresStore upgrade: a second open migrates nothing', async (t) => {
   await first.close()
   const second = openStore(t, schema, migrated)
   await second.open()
-  t.deepEqual(migrated, [[1, 2]])
+  t.deepEqual(migrated, [[1, 3]])
   t.deepEqual(await second.stores.list(), stores)
   t.deepEqual(await second.brands.listModels(), models)
-  t.is((await rows(schema, 'SELECT count(*)::int AS n FROM $schema.schema_migrations'))[0]!.n, 2)
+  t.is((await rows(schema, 'SELECT count(*)::int AS n FROM $schema.schema_migrations'))[0]!.n, 3)
 })
 
 test('PostgresStore upgrade: two instances opening a migration-1 schema together migrate it once', async (t) => {
@@ -200,7 +201,7 @@ test('PostgresStore upgrade: two instances opening a migration-1 schema together
   const a = openStore(t, schema, migrated)
   const b = openStore(t, schema, migrated)
   await Promise.all([a.open(), b.open()])
-  t.deepEqual(migrated, [[1, 2]])
+  t.deepEqual(migrated, [[1, 3]])
   t.deepEqual(await a.stores.list(), await b.stores.list())
   t.is((await b.stores.list()).length, 1)
 })
@@ -240,7 +241,7 @@ test('PostgresStore upgrade: several brands, product stores and many log entries
   const store = openStore(t, schema, migrated)
   const before = Date.now()
   await store.open()
-  t.deepEqual(migrated, [[1, 2]])
+  t.deepEqual(migrated, [[1, 3]])
   const stores = await store.stores.list()
   const now = stores[0]!.createdAt
   t.true(now >= before && now <= Date.now())

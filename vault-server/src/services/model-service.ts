@@ -71,6 +71,8 @@ export interface NewModel {
   apiKeys?: string[]
   serialPolicy?: SerialPolicy
   duplicatePolicy?: DuplicatePolicy
+  /** registrations need an open work order (default false) */
+  requireWorkOrder?: boolean
   /** model assertion headers (architecture, base, snaps, grade, display-name, ...) */
   headers?: Record<string, HeaderValue>
 }
@@ -83,6 +85,7 @@ export interface ModelChange {
   removeApiKeyHashes?: string[]
   serialPolicy?: SerialPolicy
   duplicatePolicy?: DuplicatePolicy
+  requireWorkOrder?: boolean
   headers?: Record<string, HeaderValue>
 }
 
@@ -186,6 +189,8 @@ export class ModelService {
       createdAt: now,
       updatedAt: now,
     }
+    // absent rather than false (records.ts)
+    if (m.requireWorkOrder === true) model.requireWorkOrder = true
     if (o.dryRun) {
       if (await this.#store.brands.getModel(m.brandId, m.name)) throw new VaultError('SV_MODEL_EXISTS', 'a model with this name already exists for the brand', { details: { brandId: m.brandId, model: m.name } })
       return { model, apiKeys }
@@ -218,6 +223,8 @@ export class ModelService {
     const next: ModelRecord = { ...cur, storeId, signingKeyId: keyId, apiKeyHashes: hashes, updatedAt: this.#now() }
     if (change.serialPolicy) next.serialPolicy = change.serialPolicy
     if (change.duplicatePolicy) next.duplicatePolicy = change.duplicatePolicy
+    if (change.requireWorkOrder === true) next.requireWorkOrder = true
+    else if (change.requireWorkOrder === false) delete next.requireWorkOrder
     const assertionStore = ModelService.assertionOf(cur).headerString('store')
     if (change.headers || change.signingKeyId || storeId !== cur.storeId || assertionStore !== storeId) {
       const { timestamp: _t, store: _s, ...rest } = (change.headers ?? cur.modelHeaders) as Record<string, HeaderValue>

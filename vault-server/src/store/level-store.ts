@@ -34,6 +34,7 @@ import { LevelSessions } from './level/sessions.js'
 import { LevelAudit } from './level/audit.js'
 import { LevelPivots } from './level/pivots.js'
 import { LevelMeta } from './level/meta.js'
+import { LevelWorkOrders } from './level/work-orders.js'
 import { migrateLayout } from './level/migrations.js'
 
 export type { LevelDatabase } from './level/context.js'
@@ -60,6 +61,7 @@ export class LevelStore implements VaultStore {
   readonly sessions: LevelSessions
   readonly audit: LevelAudit
   readonly pivots: LevelPivots
+  readonly workOrders: LevelWorkOrders
   readonly meta: LevelMeta
 
   constructor(db: LevelDatabase, options: LevelStoreOptions = {}) {
@@ -76,6 +78,7 @@ export class LevelStore implements VaultStore {
     this.sessions = new LevelSessions(this.#c)
     this.audit = new LevelAudit(this.#c)
     this.pivots = new LevelPivots(this.#c)
+    this.workOrders = new LevelWorkOrders(this.#c)
     this.meta = new LevelMeta(this.#c)
   }
 

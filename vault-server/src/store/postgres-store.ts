@@ -16,6 +16,7 @@ import { PgBrands, PgKeys, PgStores } from './postgres/catalog.js'
 import { PgRegistrations, PgSigningLog } from './postgres/registrations.js'
 import { PgGrants, PgPeople, PgSessions, PgTokens } from './postgres/people.js'
 import { PgAudit, PgMeta, PgPivots } from './postgres/audit.js'
+import { PgWorkOrders } from './postgres/work-orders.js'
 
 export { mapPgError }
 
@@ -50,6 +51,7 @@ export class PostgresStore implements VaultStore {
   readonly sessions = new PgSessions(this.#c)
   readonly audit = new PgAudit(this.#c)
   readonly pivots = new PgPivots(this.#c)
+  readonly workOrders = new PgWorkOrders(this.#c)
   readonly meta = new PgMeta(this.#c)
 
   constructor(options: PostgresStoreOptions) {

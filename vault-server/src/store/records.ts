@@ -80,6 +80,8 @@ export interface ModelRecord {
   modelAssertion: string
   /** Revision of the model assertion. */
   revision: number
+  /** Registrations are refused unless an open work order of the model allows them (absent: false). */
+  requireWorkOrder?: boolean
   createdAt: number
   updatedAt: number
 }
@@ -137,6 +139,8 @@ export interface SerialBinding {
   pivotedTo?: { model: string; at: number }
   /** Set on a binding made by a pivot: the model the device came from. */
   pivotedFrom?: string
+  /** The work order the serial was issued under. */
+  workOrderId?: string
 }
 
 export type LogOutcome = 'issued' | 'reissued' | 'retried' | 'pivoted' | 'refused'
@@ -173,6 +177,8 @@ export interface LogEntry {
   message?: string
   /** Pivots: the model the device came from. */
   fromModel?: string
+  /** The work order the registration was issued under, or the one a refusal concerns. */
+  workOrderId?: string
 }
 
 // --- people, grants, tokens, sessions ---------------------------------------------------------
@@ -368,5 +374,57 @@ export interface PivotRequest {
   createdAt: number
   decidedAt?: number
   decidedBy?: string
+  reason?: string
+}
+
+// --- work orders ------------------------------------------------------------------------------------
+
+/**
+ * The serials a work order allows: an explicit list; a range `prefix` +
+ * `start..end` (inclusive) zero-padded to `width` digits (`GW-` 1..3 width 4:
+ * GW-0001, GW-0002, GW-0003); or whatever the model's assign template draws
+ * (models with an `assign` serial policy only).
+ */
+export type WorkOrderSerials =
+  | { kind: 'list'; serials: string[] }
+  | { kind: 'range'; prefix: string; start: number; end: number; width: number }
+  | { kind: 'assign' }
+
+/** `open` accepts registrations; `closed` by an admin; `exhausted` when `provisioned` reached `plannedQuantity`. */
+export type WorkOrderStatus = 'open' | 'closed' | 'exhausted'
+
+export const WORK_ORDER_STATUSES: readonly WorkOrderStatus[] = ['open', 'closed', 'exhausted']
+
+/**
+ * A work order: a batch of devices of one model a factory may provision,
+ * within a validity window. `provisioned` counts the serials first bound
+ * under it, in the same atomic write as each binding (RegistrationRepository.bind).
+ */
+export interface WorkOrderRecord {
+  /** `wo_` + random */
+  id: string
+  brandId: string
+  model: string
+  /** the model's store when the order was opened (where it is listed and managed) */
+  storeId: string
+  plannedQuantity: number
+  serials: WorkOrderSerials
+  /** station ids allowed to relay for this order (stations come later, issue 10 item 3); absent: any */
+  stations?: string[]
+  /** epoch ms, inclusive */
+  notBefore: number
+  /** epoch ms, exclusive */
+  notAfter: number
+  status: WorkOrderStatus
+  provisioned: number
+  /** actor label of who opened it */
+  createdBy: string
+  createdAt: number
+  updatedAt: number
+  /** when it was closed or exhausted */
+  closedAt?: number
+  /** actor label of who closed it (absent when exhausted) */
+  closedBy?: string
+  /** why an admin closed it */
   reason?: string
 }

@@ -41,10 +41,12 @@ import type {
   SigningKeyRecord,
   StoreRecord,
   TokenRecord,
+  WorkOrderRecord,
+  WorkOrderStatus,
 } from './records.js'
 
 export type * from './records.js'
-export { GENESIS_HASH, LOG_OUTCOMES, MAX_STORE_DEPTH, ROLES, tokenId } from './records.js'
+export { GENESIS_HASH, LOG_OUTCOMES, MAX_STORE_DEPTH, ROLES, WORK_ORDER_STATUSES, tokenId } from './records.js'
 
 export interface StoreTraits {
   /** Uniqueness holds across processes (true for PostgreSQL, false for LevelDB). */
@@ -186,8 +188,17 @@ export interface RegistrationRepository {
    * `pivot` (a remodel) also marks the binding the device came from as
    * pivoted, in the same write; it must still be bound to the same device key
    * (else SV_SERIAL_TAKEN).
+   *
+   * `workOrder` issues under a work order, in the same write: the order must
+   * exist (SV_WORK_ORDER_NOT_FOUND) and be open (SV_WORK_ORDER_CLOSED, or
+   * SV_WORK_ORDER_EXHAUSTED once `provisioned` reached `plannedQuantity`);
+   * with `count`, its `provisioned` grows by one and the order becomes
+   * `exhausted` when it reaches `plannedQuantity`. Concurrent binds (and
+   * instances) never count past `plannedQuantity`: the check and the count
+   * are atomic with the binding (a row lock in PostgreSQL, the order's mutex
+   * in LevelDB).
    */
-  bind(binding: SerialBinding, log: LogEntry, expectRevision: number, options?: { pivotFrom?: { model: string }; audit?: AuditSeal }): Promise<void>
+  bind(binding: SerialBinding, log: LogEntry, expectRevision: number, options?: { pivotFrom?: { model: string }; audit?: AuditSeal; workOrder?: { id: string; count: boolean } }): Promise<void>
   /** Admin: allow the next registration of this serial with a new key. SV_SERIAL_NOT_FOUND. Resolves with the new binding. */
   release(brandId: string, model: string, serial: string, audit?: AuditSeal): Promise<SerialBinding>
   /**
@@ -289,6 +300,21 @@ export interface PivotRepository {
   listRequests(filter: { storeId: string; status?: PivotRequestStatus; limit?: number }): Promise<PivotRequest[]>
 }
 
+export interface WorkOrderRepository {
+  /** SV_WORK_ORDER_EXISTS when the id is taken. */
+  create(order: WorkOrderRecord, audit?: AuditSeal): Promise<void>
+  get(id: string): Promise<WorkOrderRecord | undefined>
+  /** Orders matching every given filter, ordered by id. */
+  list(filter?: { brandId?: string; model?: string; storeId?: string; status?: WorkOrderStatus }): Promise<WorkOrderRecord[]>
+  /**
+   * Closes an open order (status `closed`, `closedAt`, `closedBy`, `reason`);
+   * resolves with the new record. SV_WORK_ORDER_NOT_FOUND; SV_WORK_ORDER_CLOSED
+   * when it is not open (closed or exhausted already). Compare-and-set against
+   * bind: a registration counted before the close stays counted, none after.
+   */
+  close(id: string, change: { at: number; by: string; reason?: string }, audit?: AuditSeal): Promise<WorkOrderRecord>
+}
+
 /** Small settings (root authority id, root account assertion). */
 export interface MetaRepository {
   get(name: string): Promise<string | undefined>
@@ -317,5 +343,6 @@ export interface VaultStore {
   readonly sessions: SessionRepository
   readonly audit: AuditRepository
   readonly pivots: PivotRepository
+  readonly workOrders: WorkOrderRepository
   readonly meta: MetaRepository
 }

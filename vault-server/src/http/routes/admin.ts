@@ -18,6 +18,7 @@ import type { Credentials, Principal } from '../../services/admin/access.js'
 import type { AdminService, RequestContext } from '../../services/admin/admin-service.js'
 import type { ScopedAuditQuery, ScopedLogQuery } from '../../services/admin/log-ops.js'
 import { permissionTable } from '../../services/admin/permissions.js'
+import { workOrderReportCsv } from '../../services/admin/work-order-ops.js'
 
 /** The session cookie's name (set by the login routes, http/routes/auth.ts). */
 export const SESSION_COOKIE = 'sv_session'
@@ -153,6 +154,8 @@ export const ADMIN_REQUEST_SCHEMAS: Record<string, z.ZodType> = {
   'post /models/:brand/:model/move': AdminWire.MoveModelRequest,
   'post /models/:brand/:model/api-keys': AdminWire.AddApiKeyRequest,
   'post /stores/:store/pivots': AdminWire.AllowPivotRequest,
+  'post /stores/:store/work-orders': AdminWire.OpenWorkOrderRequest,
+  'post /stores/:store/work-orders/:id/close': AdminWire.CloseWorkOrderRequest,
   'post /alerts/:id/acknowledge': AdminWire.AcknowledgeAlertRequest,
   'post /stores/:store/system-users': SystemUserRequestSchema,
   'post /stores/:store/pivot-requests/:requestId/accept': AdminWire.DecidePivotRequest,
@@ -174,6 +177,8 @@ export const ADMIN_QUERY_PARAMS: Record<string, string[]> = {
   'get /log/export': [...LOG_PARAMS.filter((p) => p !== 'limit' && p !== 'cursor'), 'format'],
   'get /stores/:store/metrics': ['from', 'to', 'subtree'],
   'get /stores/:store/pivot-requests': ['status', 'limit'],
+  'get /stores/:store/work-orders': ['model', 'status'],
+  'get /stores/:store/work-orders/:id/report': ['format'],
   'get /audit': AUDIT_PARAMS,
   'get /audit/export': [...AUDIT_PARAMS.filter((p) => p !== 'limit' && p !== 'cursor'), 'format'],
 }
@@ -297,6 +302,30 @@ function route(method: AdminRouteSpec['method'], path: string, permission: strin
   for (const [action, accept] of [['accept', true], ['reject', false]] as const) {
     route('post', `/stores/:store/pivot-requests/:requestId/${action}`, 'pivot.review', `${action} a pivot waiting for review`, async ({ s, body, optionalBody, p, ctx, req }) => ok({ request: await s.logs.decidePivot(p, ctx, param(req, 'store'), param(req, 'requestId'), accept, parseRequest(AdminWire.DecidePivotRequest, await optionalBody()).reason) }))
   }
+
+  // --- work orders ----------------------------------------------------------------------------------------
+  route('get', '/stores/:store/work-orders', 'workorder.read', "the store's work orders (model, status)", async ({ s, p, ctx, req }) => {
+    const status = query(req, 'status')
+    if (status !== undefined && !['open', 'closed', 'exhausted'].includes(status)) throw new VaultError('SV_REQUEST_INVALID', 'status must be open, closed or exhausted', { details: { field: 'status' } })
+    return ok({ workOrders: await s.workOrders.list(p, ctx, param(req, 'store'), defined({ model: query(req, 'model'), status: status as 'open' | undefined })) })
+  })
+  route('post', '/stores/:store/work-orders', 'workorder.manage', 'open a work order for a model of the store: planned quantity, serials (list, range or assign), stations, validity window', async ({ s, body, p, ctx, req }) =>
+    ok({ workOrder: await s.workOrders.open(p, ctx, param(req, 'store'), parseRequest(AdminWire.OpenWorkOrderRequest, await body())) }, 201),
+  )
+  route('get', '/stores/:store/work-orders/:id', 'workorder.read', 'one work order', async ({ s, p, ctx, req }) => ok({ workOrder: await s.workOrders.get(p, ctx, param(req, 'store'), param(req, 'id')) }))
+  route('post', '/stores/:store/work-orders/:id/close', 'workorder.manage', 'close an open work order (its report stays)', async ({ s, optionalBody, p, ctx, req }) =>
+    ok({ workOrder: await s.workOrders.close(p, ctx, param(req, 'store'), param(req, 'id'), parseRequest(AdminWire.CloseWorkOrderRequest, await optionalBody()).reason) }),
+  )
+  route('get', '/stores/:store/work-orders/:id/report', 'workorder.read', 'the reconciliation of a work order: planned, provisioned, refused, retried, duplicates, outstanding (format=json or csv)', async ({ s, p, ctx, req, res }) => {
+    const format = query(req, 'format') ?? 'json'
+    if (format !== 'json' && format !== 'csv') throw new VaultError('SV_REQUEST_INVALID', 'format must be json or csv', { details: { field: 'format' } })
+    const report = await s.workOrders.report(p, ctx, param(req, 'store'), param(req, 'id'))
+    if (format === 'json') return ok(report)
+    res.status(200).setHeader('Content-Type', 'text/csv')
+    res.setHeader('Content-Disposition', `attachment; filename="work-order-${report.workOrder.id}.csv"`)
+    res.end(workOrderReportCsv(report))
+    return undefined
+  })
 
   // --- system users --------------------------------------------------------------------------------------
   route('post', '/stores/:store/system-users', 'system-user.sign', 'sign a system-user assertion for models of the store (the password is hashed, never kept)', async ({ s, body, optionalBody, p, ctx, req }) =>

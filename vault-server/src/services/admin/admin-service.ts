@@ -12,6 +12,7 @@ import { CatalogOps } from './catalog-ops.js'
 import { PeopleOps } from './people-ops.js'
 import { LiveOps } from './live-ops.js'
 import { LogOps } from './log-ops.js'
+import { WorkOrderOps } from './work-order-ops.js'
 import type { Credentials, Principal } from './access.js'
 
 export type { RequestContext, AdminDeps } from './core.js'
@@ -22,6 +23,7 @@ export class AdminService {
   readonly people: PeopleOps
   readonly logs: LogOps
   readonly live: LiveOps
+  readonly workOrders: WorkOrderOps
 
   constructor(deps: AdminDeps) {
     this.core = new AdminCore(deps)
@@ -29,6 +31,7 @@ export class AdminService {
     this.people = new PeopleOps(this.core)
     this.logs = new LogOps(this.core)
     this.live = new LiveOps(this.core, deps.live)
+    this.workOrders = new WorkOrderOps(this.core)
   }
 
   authenticate(c: Credentials): Promise<Principal> {

@@ -145,6 +145,7 @@ export class CatalogOps {
       ...(input.apiKeys ? { apiKeys: input.apiKeys } : {}),
       ...(input.serialPolicy ? { serialPolicy: parseSerialPolicyFlag(input.serialPolicy) } : {}),
       ...(input.duplicates ? { duplicatePolicy: input.duplicates } : {}),
+      ...(input.requireWorkOrder !== undefined ? { requireWorkOrder: input.requireWorkOrder } : {}),
       ...(input.headers ? { headers: input.headers as Record<string, HeaderValue> } : {}),
     }
     if (o.dryRun) {
@@ -172,6 +173,7 @@ export class CatalogOps {
         ...(input.removeApiKeyHashes ? { removeApiKeyHashes: input.removeApiKeyHashes } : {}),
         ...(input.serialPolicy ? { serialPolicy: parseSerialPolicyFlag(input.serialPolicy) } : {}),
         ...(input.duplicates ? { duplicatePolicy: input.duplicates } : {}),
+        ...(input.requireWorkOrder !== undefined ? { requireWorkOrder: input.requireWorkOrder } : {}),
         ...(input.headers ? { headers: input.headers as Record<string, HeaderValue> } : {}),
       },
       this.#modelAudit(p, ctx, 'model.updated'),

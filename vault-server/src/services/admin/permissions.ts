@@ -55,6 +55,8 @@ export const STORE_PERMISSIONS = {
   'pivot.manage': 'allow and remove pivots into and out of the store',
   'pivot.review': 'accept or refuse pivot requests waiting for review',
   'audit.read': 'read and export the audit log of the store',
+  'workorder.read': "read the store's work orders and their reconciliation reports",
+  'workorder.manage': 'open and close work orders for models of the store',
 } as const
 
 /** Vault permissions: the operator's admin token only. */
@@ -80,8 +82,8 @@ export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<StorePermission>> = {
   admin: new Set(ALL_STORE_PERMISSIONS),
   publisher: new Set<StorePermission>(['store.read', 'model.read', 'model.download', 'metrics.read']),
   collaborator: new Set<StorePermission>(['store.read']),
-  reviewer: new Set<StorePermission>(['store.read', 'model.read', 'serial.read', 'serial.release', 'log.read', 'pivot.read', 'pivot.review', 'alert.acknowledge']),
-  viewer: new Set<StorePermission>(['store.read', 'model.read', 'model.download', 'serial.read', 'log.read', 'log.export', 'metrics.read']),
+  reviewer: new Set<StorePermission>(['store.read', 'model.read', 'serial.read', 'serial.release', 'log.read', 'pivot.read', 'pivot.review', 'alert.acknowledge', 'workorder.read']),
+  viewer: new Set<StorePermission>(['store.read', 'model.read', 'model.download', 'serial.read', 'log.read', 'log.export', 'metrics.read', 'workorder.read']),
 }
 
 export function roleAllows(role: Role, permission: StorePermission): boolean {

@@ -42,6 +42,7 @@ export function modelView(m: ModelRecord): AdminWire.ModelWire {
     apiKeyHashes: m.apiKeyHashes,
     serialPolicy: m.serialPolicy,
     duplicatePolicy: m.duplicatePolicy,
+    requireWorkOrder: m.requireWorkOrder === true,
     revision: m.revision,
     modelAssertion: m.modelAssertion,
     assertionNamesStore: named,

@@ -25,8 +25,10 @@ import {
   checkDeviceKey,
   checkDuplicates,
   checkModelAssertion,
+  checkWorkOrder,
   decodeRequest,
   isPivotRequest,
+  logRetry,
   replayIfRetry,
   resolveModel,
   resolveSerial,
@@ -199,12 +201,16 @@ export class RegistrationService {
     const rec = await resolveModel(d, req.brandId, req.model, input.apiKey, ctx)
     let { serial, existing } = await resolveSerial(d, req, rec, ctx)
     const retry = await replayIfRetry(d, req, existing)
-    if (retry) return this.#answer(retry, 'retried', rec)
+    if (retry) {
+      await logRetry(d, retry, ctx)
+      return this.#answer(retry, 'retried', rec)
+    }
     await d.requestIds.consume(d.store, req.requestId)
     // (a key already holding another serial of the model is refused by bind with SV_DEVICE_KEY_TAKEN, atomically)
-    const dup = checkDuplicates(existing, rec, serial)
+    const dup = checkDuplicates(existing, rec, serial, ctx)
+    const workOrder = await checkWorkOrder(d, rec, serial, dup.expectRevision, ctx)
     serial ??= await assignSerial(d, req, rec, ctx)
-    const { binding, outcome } = await signAndBind(d, req, rec, serial, dup, ctx, timing)
+    const { binding, outcome } = await signAndBind(d, req, rec, serial, dup, ctx, timing, workOrder)
     return this.#answer(binding, outcome, rec)
   }
 

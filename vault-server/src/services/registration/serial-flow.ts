@@ -16,12 +16,18 @@
  *                                                       SV_SERIAL_MISSING / SV_SERIAL_INVALID
  *  7. identical retry (same serial, same device key): the stored serial, byte
  *     for byte, no new log entry (the request-id must be the one that obtained
- *     it or a fresh one)
+ *     it or a fresh one); a serial issued under a work order gets a `retried`
+ *     entry naming the order (the reconciliation counts retries). Before the
+ *     work order check: a retry gets its serial after the order closed.
  *  8. request-id consumed (single use)                  SV_REQUEST_ID_UNKNOWN / _EXPIRED / _USED
  *  9. duplicates: another key for this serial is a clone attempt, refused and
  *     logged, unless the model reissues or an admin released the serial
  *                                                       SV_SERIAL_TAKEN / SV_DEVICE_KEY_TAKEN
- * 10. sign, then bind + log in one durable write, then answer.
+ * 10. work order (models that require one): an open order allows the serial now
+ *                                                       SV_NO_WORK_ORDER / SV_SERIAL_NOT_IN_WORK_ORDER /
+ *                                                       SV_WORK_ORDER_EXHAUSTED / _CLOSED / _OUTSIDE_WINDOW
+ * 11. sign, then bind + log (+ count the work order) in one durable write,
+ *     then answer; the count is checked again in that write (concurrency).
  *
  * The request-id is consumed before signing (step 8): a fault on our side after
  * that burns it, and the device asks for a new one, as snapd does after any
@@ -42,6 +48,7 @@ import {
   type Assertion,
 } from '@sv/shared'
 import type { LogEntry, LogOutcome, ModelRecord, SerialBinding, VaultStore } from '../../store/store.js'
+import { selectWorkOrder } from '../work-orders.js'
 import { createLogId } from '../../store/log-id.js'
 import { hashApiKey, type ModelService, type SignerSource } from '../model-service.js'
 import { formatSerial, parseSerialTemplate } from '../serial-template.js'
@@ -85,6 +92,7 @@ export function logEntryOf(ctx: FlowContext, time: number, outcome: LogOutcome):
   if (ctx.timings !== undefined) e.timings = ctx.timings
   if (ctx.message !== undefined) e.message = ctx.message
   if (ctx.fromModel !== undefined) e.fromModel = ctx.fromModel
+  if (ctx.workOrderId !== undefined) e.workOrderId = ctx.workOrderId
   return e
 }
 
@@ -188,13 +196,51 @@ export async function replayIfRetry(d: FlowDeps, req: SerialRequestAssertion, ex
   return existing
 }
 
+/**
+ * Step 7 (work orders): an identical retry of a serial issued under a work
+ * order is logged as `retried` with the order's id, for its reconciliation.
+ */
+export async function logRetry(d: FlowDeps, existing: SerialBinding, ctx: FlowContext): Promise<void> {
+  if (existing.workOrderId === undefined) return
+  ctx.workOrderId = existing.workOrderId
+  const entry = logEntryOf(ctx, d.now(), 'retried')
+  entry.serial = existing.serial
+  entry.revision = existing.revision
+  await d.store.signingLog.append(entry)
+  ctx.written = entry
+}
+
 /** Step 9: another key for a bound serial is a clone attempt unless the model reissues or the serial was released. */
-export function checkDuplicates(existing: SerialBinding | undefined, rec: ModelRecord, serial: string | undefined): { expectRevision: number; outcome: 'issued' | 'reissued' } {
+export function checkDuplicates(existing: SerialBinding | undefined, rec: ModelRecord, serial: string | undefined, ctx?: FlowContext): { expectRevision: number; outcome: 'issued' | 'reissued' } {
   if (!existing) return { expectRevision: 0, outcome: 'issued' }
   if (rec.duplicatePolicy === 'reissue' || existing.released) return { expectRevision: existing.revision, outcome: 'reissued' }
+  // a clone of a serial issued under a work order concerns that order (its report counts it)
+  if (ctx && existing.workOrderId !== undefined) ctx.workOrderId = existing.workOrderId
   throw new VaultError('SV_SERIAL_TAKEN', `serial ${serial} is already bound to another device key (clone attempt refused)`, {
     details: { serial, boundKey: existing.deviceKeyId, revision: existing.revision },
   })
+}
+
+/**
+ * Step 10: the work order a registration falls under, for a model that
+ * requires one (services/work-orders.ts, selectWorkOrder, says which and the
+ * refusals). Resolves with what bind needs: the order, and whether this
+ * registration counts against its planned quantity (a new serial does, a
+ * reissue does not); undefined for a model without the requirement.
+ * Assigned serials are checked before a number is drawn.
+ */
+export async function checkWorkOrder(d: FlowDeps, rec: ModelRecord, serial: string | undefined, expectRevision: number, ctx: FlowContext): Promise<{ id: string; count: boolean } | undefined> {
+  if (rec.requireWorkOrder !== true) return undefined
+  const orders = await d.store.workOrders.list({ brandId: rec.brandId, model: rec.name })
+  try {
+    const order = selectWorkOrder(orders, serial, d.now())
+    ctx.workOrderId = order.id
+    return { id: order.id, count: expectRevision === 0 }
+  } catch (e) {
+    const id = e instanceof VaultError ? e.details?.workOrderId : undefined
+    if (typeof id === 'string') ctx.workOrderId = id
+    throw e
+  }
 }
 
 /** Step 9 (assign policy): the next number of the model's sequence, never reused. */
@@ -240,6 +286,7 @@ export async function signAndBind(
   first: { expectRevision: number; outcome: 'issued' | 'reissued' },
   ctx: FlowContext,
   timing: { signingMs?: number },
+  workOrder?: { id: string; count: boolean },
 ): Promise<{ binding: SerialBinding; outcome: 'issued' | 'reissued' | 'retried' }> {
   let { expectRevision, outcome } = first
   for (let attempt = 1; ; attempt++) {
@@ -249,11 +296,12 @@ export async function signAndBind(
     const serialAssertion = await signSerial(d, req, req.model, serial, revision, rec.signingKeyId, now)
     timing.signingMs = performance.now() - signStart
     const binding: SerialBinding = { brandId: req.brandId, model: req.model, serial, deviceKeyId: req.deviceKey.id, revision, serialAssertion, requestId: req.requestId, issuedAt: now, released: false }
+    if (workOrder) binding.workOrderId = workOrder.id
     const entry = logEntryOf(ctx, now, outcome)
     entry.serial = serial
     entry.revision = revision
     try {
-      await d.store.registrations.bind(binding, entry, expectRevision)
+      await d.store.registrations.bind(binding, entry, expectRevision, workOrder ? { workOrder: { id: workOrder.id, count: workOrder.count && expectRevision === 0 } } : undefined)
       ctx.written = entry
       return { binding, outcome }
     } catch (e) {

@@ -51,7 +51,12 @@
  * | `pivot-rule-by-key` (2)  | (brandId, fromModel, toModel, serial or '') | rule id (text)      |
  * | `pivot-request` (2)      | request-id                            | PivotRequest              |
  * | `pivot-request-by-store` (2) | (storeId, createdAt 16 digits, request-id) | '' (index)       |
+ * | `work-order`             | work order id                         | WorkOrderRecord           |
+ * | `work-order-by-model`    | (brandId, model, work order id)       | '' (index)                |
  * | `meta`                   | name                                  | value (text)              |
+ *
+ * The work order sublevels came after layout 2 without a layout step: they
+ * start empty, and older records lack no field they need.
  *
  * Every log index key ends with the log id, so one range scan of an index
  * yields ids in log order, and the time filters of a query become bounds on
@@ -100,6 +105,8 @@ export const SUBLEVELS = {
   pivotRuleByKey: 'pivot-rule-by-key',
   pivotRequest: 'pivot-request',
   pivotRequestByStore: 'pivot-request-by-store',
+  workOrder: 'work-order',
+  workOrderByModel: 'work-order-by-model',
   meta: 'meta',
 } as const
 
@@ -123,6 +130,7 @@ export const JSON_SUBLEVELS: ReadonlySet<SublevelName> = new Set<SublevelName>([
   'audit',
   'pivotRule',
   'pivotRequest',
+  'workOrder',
 ])
 
 const SEP = '\x00'

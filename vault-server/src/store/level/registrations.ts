@@ -4,6 +4,7 @@ import type { RegistrationRepository } from '../store.js'
 import { type LevelContext, type Op, SCAN_BATCH, del, put, requireStrings, requireTime } from './context.js'
 import { lastComponent, padNumber, tupleKey } from './layout.js'
 import { logOps } from './signing-log.js'
+import { countWorkOrder, workOrderLock } from './work-orders.js'
 
 export class LevelRegistrations implements RegistrationRepository {
   readonly #c: LevelContext
@@ -67,7 +68,7 @@ export class LevelRegistrations implements RegistrationRepository {
     })
   }
 
-  bind(binding: SerialBinding, log: LogEntry, expectRevision: number, options: { pivotFrom?: { model: string }; audit?: AuditSeal } = {}): Promise<void> {
+  bind(binding: SerialBinding, log: LogEntry, expectRevision: number, options: { pivotFrom?: { model: string }; audit?: AuditSeal; workOrder?: { id: string; count: boolean } } = {}): Promise<void> {
     const { brandId, model, serial, deviceKeyId } = binding
     requireStrings({ brandId, model, serial, deviceKeyId, 'log.id': log.id })
     if (!Number.isSafeInteger(expectRevision) || expectRevision < 0) throw new TypeError('expectRevision must be a non-negative integer')
@@ -76,7 +77,8 @@ export class LevelRegistrations implements RegistrationRepository {
     const fromKey = options.pivotFrom ? tupleKey(brandId, options.pivotFrom.model, serial) : undefined
     // Both uniqueness rules are checked under their own lock: two serials racing for
     // one device key contend on the device-key lock.
-    const locks = [tupleKey('serial', serialKey), tupleKey('device-key', deviceKey), ...(fromKey ? [tupleKey('serial', fromKey)] : [])]
+    // A work order's check and count run under its lock, in this batch: no over-issue.
+    const locks = [tupleKey('serial', serialKey), tupleKey('device-key', deviceKey), ...(fromKey ? [tupleKey('serial', fromKey)] : []), ...(options.workOrder ? [workOrderLock(options.workOrder.id)] : [])]
     return this.#c.locked(
       locks,
       async (s) => {
@@ -97,6 +99,7 @@ export class LevelRegistrations implements RegistrationRepository {
           }
           ops.push(put(s.serial, fromKey, { ...from, pivotedTo: { model, at: binding.issuedAt } }))
         }
+        if (options.workOrder) ops.push(...countWorkOrder(s, options.workOrder, binding.issuedAt))
         await this.#c.commit(s, [...ops, ...logOps(s, log)], options.audit)
       },
       options.audit !== undefined,

@@ -19,7 +19,7 @@ import { AUDIT_COLUMNS, auditParams, insertSql } from './rows.js'
 
 export type Db = Pool | PoolClient
 
-/** Unique and foreign-key constraints (migrations 001, 002) and the code a violation means. */
+/** Unique and foreign-key constraints (migrations 001 to 003) and the code a violation means. */
 const CONSTRAINTS: Record<string, { code: ErrorCode; message: string }> = {
   brands_pkey: { code: 'SV_BRAND_EXISTS', message: 'a brand with this id already exists' },
   signing_keys_pkey: { code: 'SV_KEY_EXISTS', message: 'a signing key with this id already exists' },
@@ -39,6 +39,7 @@ const CONSTRAINTS: Record<string, { code: ErrorCode; message: string }> = {
   pivot_rules_pkey: { code: 'SV_PIVOT_EXISTS', message: 'this pivot is already allowed' },
   pivot_rules_key: { code: 'SV_PIVOT_EXISTS', message: 'this pivot is already allowed' },
   pivot_requests_pkey: { code: 'SV_PIVOT_EXISTS', message: 'a pivot request with this request-id exists' },
+  work_orders_pkey: { code: 'SV_WORK_ORDER_EXISTS', message: 'a work order with this id already exists' },
 }
 
 const UNAVAILABLE_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'])

@@ -3,6 +3,7 @@ import type { AuditSeal, LogEntry, SerialBinding } from '../records.js'
 import type { LogPage, LogQuery, RegistrationRepository, SigningLogRepository } from '../store.js'
 import { normalizeLogQuery, toLogPage, type NormalizedLogQuery } from '../log-query.js'
 import type { Db, PgContext } from './context.js'
+import { countWorkOrder } from './work-orders.js'
 import { BINDING_COLUMNS, LOG_COLUMNS, bindingFromRow, bindingParams, insertSql, logFromRow, logParams } from './rows.js'
 
 /** Rows read per step by export. */
@@ -30,9 +31,11 @@ export class PgRegistrations implements RegistrationRepository {
     return this.#c.one('SELECT * FROM serial_bindings WHERE brand_id = $1 AND model = $2 AND device_key_id = $3', [brandId, model, deviceKeyId], bindingFromRow)
   }
 
-  bind(binding: SerialBinding, log: LogEntry, expectRevision: number, options: { pivotFrom?: { model: string }; audit?: AuditSeal } = {}): Promise<void> {
+  bind(binding: SerialBinding, log: LogEntry, expectRevision: number, options: { pivotFrom?: { model: string }; audit?: AuditSeal; workOrder?: { id: string; count: boolean } } = {}): Promise<void> {
     if (!Number.isSafeInteger(expectRevision) || expectRevision < 0) throw new TypeError('expectRevision must be a non-negative integer')
     return this.#c.audited(options.audit, async (c) => {
+      // The work order first: its row lock makes concurrent binds under it take turns.
+      if (options.workOrder) await countWorkOrder(c, options.workOrder, binding.issuedAt)
       if (expectRevision === 0) {
         // Conflicts surface as 23505 on serial_bindings_pkey or serial_bindings_device_key_key.
         await c.query(insertSql('serial_bindings', BINDING_COLUMNS), bindingParams(binding))

@@ -14,6 +14,7 @@ import type {
   SigningKeyRecord,
   StoreRecord,
   TokenRecord,
+  WorkOrderRecord,
 } from '../records.js'
 
 /**
@@ -90,6 +91,7 @@ export const MODEL_COLUMNS = [
   'created_at',
   'updated_at',
   'store_id',
+  'require_work_order',
 ]
 
 export function modelParams(m: ModelRecord): unknown[] {
@@ -106,11 +108,12 @@ export function modelParams(m: ModelRecord): unknown[] {
     m.createdAt,
     m.updatedAt,
     m.storeId,
+    m.requireWorkOrder === true,
   ]
 }
 
 export function modelFromRow(r: Row): ModelRecord {
-  return {
+  const m: ModelRecord = {
     brandId: r.brand_id as string,
     name: r.name as string,
     storeId: r.store_id as string,
@@ -124,6 +127,9 @@ export function modelFromRow(r: Row): ModelRecord {
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
   }
+  // false reads back absent, as the record spells it
+  if (r.require_work_order === true) m.requireWorkOrder = true
+  return m
 }
 
 export const STORE_COLUMNS = ['id', 'brand_id', 'kind', 'parent_id', 'display_name', 'partner', 'require_pivot_review', 'created_at', 'updated_at']
@@ -148,10 +154,10 @@ export function storeFromRow(r: Row): StoreRecord {
   ])
 }
 
-export const BINDING_COLUMNS = ['brand_id', 'model', 'serial', 'device_key_id', 'revision', 'serial_assertion', 'request_id', 'issued_at', 'released', 'pivoted_to', 'pivoted_from']
+export const BINDING_COLUMNS = ['brand_id', 'model', 'serial', 'device_key_id', 'revision', 'serial_assertion', 'request_id', 'issued_at', 'released', 'pivoted_to', 'pivoted_from', 'work_order_id']
 
 export function bindingParams(b: SerialBinding): unknown[] {
-  return [b.brandId, b.model, b.serial, b.deviceKeyId, b.revision, b.serialAssertion, b.requestId, b.issuedAt, b.released, b.pivotedTo === undefined ? null : JSON.stringify(b.pivotedTo), opt(b.pivotedFrom)]
+  return [b.brandId, b.model, b.serial, b.deviceKeyId, b.revision, b.serialAssertion, b.requestId, b.issuedAt, b.released, b.pivotedTo === undefined ? null : JSON.stringify(b.pivotedTo), opt(b.pivotedFrom), opt(b.workOrderId)]
 }
 
 export function bindingFromRow(r: Row): SerialBinding {
@@ -169,6 +175,7 @@ export function bindingFromRow(r: Row): SerialBinding {
   return optional(b, r, [
     ['pivotedTo', 'pivoted_to'],
     ['pivotedFrom', 'pivoted_from'],
+    ['workOrderId', 'work_order_id'],
   ])
 }
 
@@ -187,6 +194,7 @@ const LOG_OPTIONAL = [
   ['message', 'message'],
   ['storeId', 'store_id'],
   ['fromModel', 'from_model'],
+  ['workOrderId', 'work_order_id'],
 ] as const satisfies ReadonlyArray<readonly [keyof LogEntry, string]>
 
 export const LOG_COLUMNS = ['id', 'logged_at', 'outcome', ...LOG_OPTIONAL.map(([, column]) => column)]
@@ -324,6 +332,72 @@ export function pivotRequestFromRow(r: Row): PivotRequest {
   return optional(p, r, [
     ['decidedAt', 'decided_at', num],
     ['decidedBy', 'decided_by'],
+    ['reason', 'reason'],
+  ])
+}
+
+export const WORK_ORDER_COLUMNS = [
+  'id',
+  'brand_id',
+  'model',
+  'store_id',
+  'planned_quantity',
+  'serials',
+  'stations',
+  'not_before',
+  'not_after',
+  'status',
+  'provisioned',
+  'created_by',
+  'created_at',
+  'updated_at',
+  'closed_at',
+  'closed_by',
+  'reason',
+]
+
+export function workOrderParams(o: WorkOrderRecord): unknown[] {
+  return [
+    o.id,
+    o.brandId,
+    o.model,
+    o.storeId,
+    o.plannedQuantity,
+    JSON.stringify(o.serials),
+    opt(o.stations),
+    o.notBefore,
+    o.notAfter,
+    o.status,
+    o.provisioned,
+    o.createdBy,
+    o.createdAt,
+    o.updatedAt,
+    opt(o.closedAt),
+    opt(o.closedBy),
+    opt(o.reason),
+  ]
+}
+
+export function workOrderFromRow(r: Row): WorkOrderRecord {
+  const o: WorkOrderRecord = {
+    id: r.id as string,
+    brandId: r.brand_id as string,
+    model: r.model as string,
+    storeId: r.store_id as string,
+    plannedQuantity: num(r.planned_quantity),
+    serials: r.serials as WorkOrderRecord['serials'],
+    notBefore: num(r.not_before),
+    notAfter: num(r.not_after),
+    status: r.status as WorkOrderRecord['status'],
+    provisioned: num(r.provisioned),
+    createdBy: r.created_by as string,
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  }
+  return optional(o, r, [
+    ['stations', 'stations'],
+    ['closedAt', 'closed_at', num],
+    ['closedBy', 'closed_by'],
     ['reason', 'reason'],
   ])
 }

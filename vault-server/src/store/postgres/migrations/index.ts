@@ -1,6 +1,7 @@
 import type { PoolClient } from 'pg'
 import { sql as initial } from './001-initial.js'
 import * as stores from './002-stores.js'
+import { sql as workOrders } from './003-work-orders.js'
 
 /**
  * The PostgreSQL migrations, in the order they are applied.
@@ -26,4 +27,5 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', steps: [initial] },
   { version: 2, name: 'stores', steps: [stores.before, stores.data, stores.after] },
+  { version: 3, name: 'work-orders', steps: [workOrders] },
 ]
