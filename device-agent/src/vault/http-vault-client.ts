@@ -21,11 +21,10 @@
  */
 import type { Buffer } from 'node:buffer'
 import { AgentError } from '../errors.js'
-import { parseRetryAfter } from '../backoff.js'
 import type { SerialAnswer, VaultClient } from './vault-client.js'
 import { AnswerTooLargeError, HttpTransport, type RawAnswer } from './http-transport.js'
 import { transportError } from './transport-errors.js'
-import { statusError } from './status-errors.js'
+import { requestIdOf, serialAnswerOf } from './status-errors.js'
 
 export interface HttpVaultClientOptions {
   /** device-service base URL (a `/` is appended to the path when missing) */
@@ -81,29 +80,11 @@ export class HttpVaultClient implements VaultClient {
   }
 
   async requestId(signal?: AbortSignal): Promise<string> {
-    const res = await this.#post('request-id', undefined, {}, signal)
-    if (res.status !== 200) throw statusError('request-id', res, this.#now())
-    let id: unknown
-    try {
-      id = (JSON.parse(res.body.toString('utf8')) as Record<string, unknown>)['request-id']
-    } catch {
-      id = undefined
-    }
-    if (typeof id !== 'string' || id === '') {
-      // snapd retries a request-id it cannot decode (spec §5.9).
-      throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', 'the vault answered request-id without a request-id', { details: { step: 'request-id', reason: 'bad-answer', status: res.status } })
-    }
-    return id
+    return requestIdOf(await this.#post('request-id', undefined, {}, signal), this.#now())
   }
 
   async serial(stream: Buffer, signal?: AbortSignal): Promise<SerialAnswer> {
-    const res = await this.#post('serial', stream, { 'content-type': ASSERTION_MEDIA_TYPE, 'snap-device-capabilities': 'serial-stream' }, signal)
-    if (res.status === 200 || res.status === 201) return { kind: 'issued', stream: res.body }
-    if (res.status === 202) {
-      const retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.#now())
-      return retryAfterMs === undefined ? { kind: 'pending' } : { kind: 'pending', retryAfterMs }
-    }
-    throw statusError('serial', res, this.#now())
+    return serialAnswerOf(await this.#post('serial', stream, { 'content-type': ASSERTION_MEDIA_TYPE, 'snap-device-capabilities': 'serial-stream' }, signal), this.#now())
   }
 
   async close(): Promise<void> {

@@ -22,12 +22,11 @@
 import { Buffer } from 'node:buffer'
 import { SerialLineLink, decodeSerialLineResponse, encodeSerialLineRequest, type SerialLineError, type SerialLineOperation } from '@sv/shared'
 import { AgentError, type AgentErrorCode } from '../errors.js'
-import { parseRetryAfter } from '../backoff.js'
 import { SerialLinePort } from '../serial/serial-line-port.js'
 import type { SerialBinding } from '../serial/serial-link.js'
 import type { SerialAnswer, VaultClient } from './vault-client.js'
 import type { RawAnswer } from './http-transport.js'
-import { statusError } from './status-errors.js'
+import { requestIdOf, serialAnswerOf } from './status-errors.js'
 
 export interface SerialVaultClientOptions {
   /** the port wired to the station, e.g. /dev/ttyS0, /dev/ttyUSB0 */
@@ -103,28 +102,11 @@ export class SerialVaultClient implements VaultClient {
   }
 
   async requestId(signal?: AbortSignal): Promise<string> {
-    const res = await this.#call('request-id', new Uint8Array(0), {}, signal)
-    if (res.status !== 200) throw statusError('request-id', res, this.#now())
-    let id: unknown
-    try {
-      id = (JSON.parse(res.body.toString('utf8')) as Record<string, unknown>)['request-id']
-    } catch {
-      id = undefined
-    }
-    if (typeof id !== 'string' || id === '') {
-      throw new AgentError('SV_AGENT_VAULT_UNAVAILABLE', 'the vault answered request-id without a request-id', { details: { step: 'request-id', reason: 'bad-answer', status: res.status } })
-    }
-    return id
+    return requestIdOf(await this.#call('request-id', new Uint8Array(0), {}, signal), this.#now())
   }
 
   async serial(stream: Buffer, signal?: AbortSignal): Promise<SerialAnswer> {
-    const res = await this.#call('serial', stream, { 'content-type': 'application/x.ubuntu.assertion', 'snap-device-capabilities': 'serial-stream' }, signal)
-    if (res.status === 200 || res.status === 201) return { kind: 'issued', stream: res.body }
-    if (res.status === 202) {
-      const retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.#now())
-      return retryAfterMs === undefined ? { kind: 'pending' } : { kind: 'pending', retryAfterMs }
-    }
-    throw statusError('serial', res, this.#now())
+    return serialAnswerOf(await this.#call('serial', stream, { 'content-type': 'application/x.ubuntu.assertion', 'snap-device-capabilities': 'serial-stream' }, signal), this.#now())
   }
 
   async close(): Promise<void> {
