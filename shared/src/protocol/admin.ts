@@ -168,6 +168,21 @@ export const LogEntryWire = z.object({
 })
 export type LogEntryWire = z.infer<typeof LogEntryWire>
 
+/** A clone alert: a refusal with SV_SERIAL_TAKEN (the same serial offered with another device key), and its acknowledgement. */
+export const AlertWire = z.object({
+  id: z.string(),
+  time,
+  storeId: z.string().optional(),
+  brandId: z.string().optional(),
+  model: z.string().optional(),
+  serial: z.string().optional(),
+  deviceKeyId: z.string().optional(),
+  transport: z.string().optional(),
+  clientAddress: z.string().optional(),
+  acknowledged: z.object({ by: z.string(), at: time, note: z.string().optional() }).optional(),
+})
+export type AlertWire = z.infer<typeof AlertWire>
+
 /** The columns of the CSV export, in order (one header row, RFC 4180). */
 export const LOG_CSV_COLUMNS = ['id', 'time', 'outcome', 'code', 'brandId', 'model', 'storeId', 'serial', 'deviceKeyId', 'revision', 'clientAddress', 'requestId', 'transport', 'message', 'fromModel', 'timings', 'workOrderId'] as const
 

@@ -19,7 +19,7 @@ export type {
   HeaderValueWire,
 } from '../../../shared/src/protocol/admin.ts'
 
-import type { AuditEntryWire, LogEntryWire } from '../../../shared/src/protocol/admin.ts'
+import type { AlertWire, AuditEntryWire, LogEntryWire } from '../../../shared/src/protocol/admin.ts'
 
 export type Outcome = LogEntryWire['outcome']
 export const OUTCOMES: Outcome[] = ['issued', 'reissued', 'retried', 'pivoted', 'refused']
@@ -46,18 +46,7 @@ export interface RolesTable {
 }
 
 /** A clone attempt: the same serial offered with another device key. */
-export interface Alert {
-  id: string
-  time: string
-  storeId?: string
-  brandId?: string
-  model?: string
-  serial?: string
-  deviceKeyId?: string
-  transport?: string
-  clientAddress?: string
-  acknowledged?: { by: string; at: string; note?: string }
-}
+export type Alert = AlertWire
 
 export interface LiveBucket {
   /** epoch ms of the minute's start */

@@ -9,7 +9,7 @@
  * every instance sees the same alerts and they survive restarts; both are
  * looked up over the last 7 days, at most ALERT_SCAN refusals deep.
  */
-import { VaultError } from '@sv/shared'
+import { VaultError, type AdminWire } from '@sv/shared'
 import type { LogEntry } from '../../store/store.js'
 import type { LiveHub, LiveSubscription } from '../live/live-hub.js'
 import { type Principal, type StoreTree, labelOf } from './access.js'
@@ -23,18 +23,7 @@ const ALERT_SCAN = 5000
 /** alerts answered, at most */
 const ALERT_LIMIT = 200
 
-export interface AlertWire {
-  id: string
-  time: string
-  storeId?: string
-  brandId?: string
-  model?: string
-  serial?: string
-  deviceKeyId?: string
-  transport?: string
-  clientAddress?: string
-  acknowledged?: { by: string; at: string; note?: string }
-}
+export type AlertWire = AdminWire.AlertWire
 
 export function isCloneAttempt(e: Pick<LogEntry, 'outcome' | 'code'>): boolean {
   return e.outcome === 'refused' && e.code === 'SV_SERIAL_TAKEN'
