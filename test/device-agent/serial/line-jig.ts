@@ -12,6 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { SerialPort } from 'serialport'
+import { mulberry32 } from '../../helpers/prng.js'
 
 export interface SocatPair {
   child: ChildProcess
@@ -60,16 +61,6 @@ export interface FaultPlan {
 
 export type Side = 'unit' | 'station'
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export class FaultRelay {
   plan: FaultPlan

@@ -5,6 +5,7 @@
 import test from 'ava'
 import fc from 'fast-check'
 import { SerialLineLink, type SerialLineError } from '../../../shared/src/serial-line/link.js'
+import { mulberry32 as prng } from '../../helpers/prng.js'
 
 interface Faults {
   drop?: number
@@ -12,17 +13,6 @@ interface Faults {
   duplicate?: number
 }
 
-/** A deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** One direction of the line: chunks delivered on a later macrotask, with byte-level faults. */
 function wire(rand: () => number, faults: Faults, deliver: (b: Uint8Array) => void): (b: Uint8Array) => void {
