@@ -12,8 +12,9 @@ import { REPO_ROOT } from './vectors.js'
 
 export const SNAPD_CHECK_DEFAULT = path.join(REPO_ROOT, '.cache', 'snapd-check', 'snapd-check')
 
+/** How to get it; .ci/snapd-check.mjs prints the same words when it cannot build (test/ci/snapd-check-script.test.ts). */
 export const SNAPD_CHECK_MISSING_HINT =
-  '.ci/run builds it (or, from the repository root: ../shared/snapd-check/build.sh .cache/snapd-check); set SV_SNAPD_CHECK to use another binary'
+  'build it with "node .ci/snapd-check.mjs" from the repository root (needs ../shared/snapd-check beside the repository, and root with apt-get while Debian packages are missing; npm test and npm start run it), or set SV_SNAPD_CHECK to a snapd-check binary'
 
 /** The binary: $SV_SNAPD_CHECK, else .cache/snapd-check/snapd-check under the repository root. */
 export function snapdCheckPath(): string {
