@@ -12,7 +12,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { encodeStream, decodeStream, decodeAssertion } from '@sv/shared'
 import { createLogger } from '../logger.js'
 import { openVault, startVault, type VaultCore } from '../vault.js'
@@ -23,6 +25,13 @@ import { newPersonalToken } from '../services/admin/people-ops.js'
 import type { Role } from '../store/store.js'
 import { initCommand, progressTo, resolveConfig, waitForSignal, type GlobalFlags } from './vault-commands.js'
 import { CliError, EXIT, type CliIo } from './io.js'
+
+/**
+ * snapd-check where `npm start` and `npm test` build it (.ci/snapd-check.mjs,
+ * into .cache/snapd-check of the repository): three levels up from src/cli
+ * and from dist/cli alike.
+ */
+const SNAPD_CHECK = fileURLToPath(new URL('../../../.cache/snapd-check/snapd-check', import.meta.url))
 
 const BRAND = 'demo-brand'
 const MODEL = 'demo-model'
@@ -208,8 +217,8 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; 
       `      --brand ${state.brand} --model ${state.model} --serial-value ${serialA} \\`,
       `      --ca ${rel('tls/cert.pem')} --trusted ${rel('trusted.assert')} --state-dir /tmp/demo-agent-${serialA}`,
       '',
-      "  or with snapd's own registration client (../shared/snapd-check):",
-      `    .cache/snapd-check/snapd-check register --url ${vault.url} --insecure --api-key ${state.apiKey} \\`,
+      ...snapdCheckLines(),
+      `    ${relative(process.cwd(), SNAPD_CHECK)} register --url ${vault.url} --insecure --api-key ${state.apiKey} \\`,
       `      --brand ${state.brand} --model ${state.model} --serial ${serialB} --trusted ${rel('trusted.assert')} --chain ${rel('brand-chain.assert')}`,
       '',
       '  Stores: demo-brand (base) > demo-devices (product, model demo-kiosk), demo-partner (ecosystem for Partner Co,',
@@ -238,4 +247,13 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; 
   await vault.close()
   await idp.close()
   return EXIT.OK
+}
+
+/** The banner's line before the snapd-check command: what it is, or how to get it when it is not built. */
+function snapdCheckLines(): string[] {
+  if (existsSync(SNAPD_CHECK)) return ["  or with snapd's own registration client (snapd-check, on snapd's asserts library):"]
+  return [
+    "  or with snapd's own registration client (snapd-check: not built; from the repository root \"node .ci/snapd-check.mjs\"",
+    '  builds it, needs ../shared/snapd-check beside the repository and, while Debian packages are missing, root with apt-get):',
+  ]
 }
