@@ -40,6 +40,9 @@ test('demo: the printed instructions work: snapd registers, a person logs in wit
   const deadline = Date.now() + 240_000
   while (!out.includes('Ctrl-C stops the vault') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
   t.true(out.includes('Ctrl-C stops the vault'), err)
+  // our commands as printed never go through plain npx (it would fetch from the registry without node_modules)
+  t.false(/\bnpx\b/.test(out), out)
+  t.regex(out, /^ {4}npm exec --no -- device-agent provision --once /m)
 
   const ca = join(dir, 'tls/cert.pem')
   const caPem = (await import('node:fs')).readFileSync(ca, 'utf8')
