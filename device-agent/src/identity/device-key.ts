@@ -44,7 +44,7 @@ const PEM_REASONS: Record<string, string> = {
 
 /**
  * Generates an RSA key (e = 65537) of `bits` bits in a worker thread with
- * @peculiar/webcrypto and returns its PKCS#8 DER (sensitive: the caller
+ * node:crypto and returns its PKCS#8 DER (sensitive: the caller
  * writes it and zeroes it). Rejects with `SV_AGENT_KEYGEN_FAILED` when the
  * worker fails, or with `signal.reason` when aborted.
  */

@@ -9,8 +9,8 @@
  * their worker threads, the tests and benchmarks) imports this entry, and
  * test/architecture.test.ts checks that the composition roots do.
  *
- * It also holds the Node-only helpers: the signers on node:crypto and
- * @peculiar/webcrypto, RSA key generation in a worker thread, and the
+ * It also holds the Node-only helpers: the signers on node:crypto and on
+ * Node's WebCrypto, RSA key generation in a worker thread, and the
  * worker starter that finds a worker beside its caller from source or a build.
  */
 import { setCryptoPlatform } from '../crypto/platform.js'

@@ -2,13 +2,13 @@
  * RSA key generation off the main thread, for the vault's own keys and the
  * device key alike.
  *
- * The work runs in a worker thread (keygen-worker.ts) with
- * @peculiar/webcrypto, whose generateKey is synchronous underneath
- * (generateKeyPairSync): 0.4-3 s for 4096 bits on a PC, up to a minute on a
+ * The work runs in a worker thread (keygen-worker.ts) with node:crypto's
+ * generateKeyPairSync: 0.4-3 s for 4096 bits on a PC, up to a minute on a
  * Pi. On the main thread that would freeze every timer, request and signal
  * for as long. Node's async generateKeyPair would also spare the event loop,
  * but a libuv job cannot be cancelled, while a worker can be terminated: an
- * aborted generation stops using the CPU at once.
+ * aborted generation stops using the CPU at once (docs/design.md,
+ * "Dependencies").
  */
 import { startWorkerBeside } from './start-worker.js'
 

@@ -2,8 +2,8 @@
  * The codec's platform on node:crypto: OpenSSL digests, and RSA verification
  * with a KeyObject made once per key. Measured in bench/codec.ts, this is the
  * fast path: WebCrypto imports and verifies asynchronously through libuv's
- * pool, and @peculiar/webcrypto re-parses the key on every call (a quarter of
- * the raw rate).
+ * pool, and @peculiar/webcrypto (used before Node's own) re-parsed the key on
+ * every call (a quarter of the raw rate).
  */
 import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto'
 import type { PublicKey } from '../crypto/keys.js'

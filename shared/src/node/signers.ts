@@ -9,7 +9,7 @@ import type { PublicKey } from '../crypto/keys.js'
 import { loadPrivateKeyPem, type AssertionSigner } from '../crypto/signer.js'
 import { getWebCrypto, type CryptoKey } from './webcrypto.js'
 
-/** A signer on a WebCrypto CryptoKey (@peculiar/webcrypto). */
+/** A signer on a WebCrypto CryptoKey (Node's WebCrypto; signs in libuv's pool, off the event loop). */
 export class WebCryptoSigner implements AssertionSigner {
   readonly publicKey: PublicKey
   readonly #key: CryptoKey
