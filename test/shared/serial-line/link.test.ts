@@ -34,12 +34,12 @@ function wire(rand: () => number, faults: Faults, deliver: (b: Uint8Array) => vo
   }
 }
 
-function pair(seed: number, faults: Faults, opts: { maxPayload?: number; unitMax?: number } = {}) {
+function pair(seed: number, faults: Faults, opts: { maxPayload?: number; unitMax?: number; ackTimeoutMs?: number } = {}) {
   const rand = prng(seed)
   const atStation: Uint8Array[] = []
   const atUnit: Uint8Array[] = []
-  const station: SerialLineLink = new SerialLineLink({ role: 'station', ackTimeoutMs: 15, maxRetries: 60, maxPayload: opts.maxPayload ?? 64, onMessage: (m) => atStation.push(m) })
-  const unit: SerialLineLink = new SerialLineLink({ role: 'unit', ackTimeoutMs: 15, maxRetries: 60, maxPayload: opts.unitMax ?? opts.maxPayload ?? 64, onMessage: (m) => atUnit.push(m) })
+  const station: SerialLineLink = new SerialLineLink({ role: 'station', ackTimeoutMs: opts.ackTimeoutMs ?? 15, maxRetries: 60, maxPayload: opts.maxPayload ?? 64, onMessage: (m) => atStation.push(m) })
+  const unit: SerialLineLink = new SerialLineLink({ role: 'unit', ackTimeoutMs: opts.ackTimeoutMs ?? 15, maxRetries: 60, maxPayload: opts.unitMax ?? opts.maxPayload ?? 64, onMessage: (m) => atUnit.push(m) })
   const toStation = wire(rand, faults, (b) => station.receive(b))
   const toUnit = wire(rand, faults, (b) => unit.receive(b))
   station.attach(toUnit)
@@ -50,8 +50,8 @@ function pair(seed: number, faults: Faults, opts: { maxPayload?: number; unitMax
 const text = (i: number, n: number) => new TextEncoder().encode(`message ${i} `.padEnd(n, String.fromCharCode(97 + (i % 26))))
 const dec = (m: Uint8Array) => new TextDecoder().decode(m)
 
-async function exchange(t: import('ava').ExecutionContext, seed: number, faults: Faults, count = 12) {
-  const p = pair(seed, faults)
+async function exchange(t: import('ava').ExecutionContext, seed: number, faults: Faults, count = 12, ackTimeoutMs?: number) {
+  const p = pair(seed, faults, ackTimeoutMs === undefined ? {} : { ackTimeoutMs })
   t.teardown(() => {
     p.unit.close()
     p.station.close()
@@ -65,7 +65,9 @@ async function exchange(t: import('ava').ExecutionContext, seed: number, faults:
 }
 
 test('link: a clean line delivers messages both ways, split into frames and reassembled', async (t) => {
-  const p = await exchange(t, 1, {})
+  // No fault is injected, so no frame may be resent: a 2 s ack timeout keeps a
+  // busy machine's timer delays from counting as losses (15 ms did, under load).
+  const p = await exchange(t, 1, {}, 12, 2000)
   t.is(p.unit.stats.retransmits, 0)
   t.true(p.unit.stats.dataSent > 12, 'messages above one payload were split')
 })
