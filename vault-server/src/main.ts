@@ -127,6 +127,7 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
 
   data(program.command('serve').description('serve the device and admin API until SIGINT/SIGTERM'))
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
+    .option('--metrics-listen <host:port>', 'serve /metrics here (plain HTTP) instead of on --listen (env VAULT_METRICS_LISTEN)')
     .option('--tls-cert <file>', 'TLS certificate (default DATA/tls/cert.pem)')
     .option('--tls-key <file>', 'TLS private key (default DATA/tls/key.pem)')
     .option('--plain-http', 'plain HTTP, only behind a TLS-terminating proxy')

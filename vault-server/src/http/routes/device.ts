@@ -7,12 +7,12 @@
  */
 import { Router } from 'express'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Buffer } from 'node:buffer'
 import { VaultError } from '@sv/shared'
 import type { AppDeps } from '../../app.js'
 import { mediaType, readBody, readJson } from '../body.js'
 import { ASSERTION_MEDIA_TYPE, reqId, sendAssertions, sendJson } from '../respond.js'
 import { VERSION } from '../../version.js'
+import { metricsHandler } from './metrics.js'
 import type { SerialFacts } from '../../services/registration/registration-service.js'
 
 function apiKey(req: IncomingMessage): string | undefined {
@@ -104,9 +104,8 @@ export function deviceRoutes(deps: AppDeps): Router {
     sendJson(res, 200, { status: 'ready', checks: ready.checks })
   })
 
-  r.get('/metrics', async (_req, res) => {
-    res.status(200).set('Content-Type', deps.metrics.registry.contentType).end(Buffer.from(await deps.metrics.registry.metrics()))
-  })
+  // on the device port unless it has a listener of its own (routes/metrics.ts)
+  if (config.metrics.listen === undefined) r.get('/metrics', metricsHandler(deps))
 
   return r
 }
