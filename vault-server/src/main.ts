@@ -384,7 +384,7 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--brand <id>', 'only this brand')
     .option('--model <name>', 'only this model')
     .option('--serial <serial>', 'only this serial number')
-    .option('--outcome <outcome>', 'only issued, reissued, retried, refused, pivoted or pending')
+    .option('--outcome <outcome>', 'only issued, reissued, retried, pivoted or refused')
     .option('--transport <transport>', 'only https or mqtt')
     .option('--recent', 'first the last entries the vault holds (up to 100), then the new ones')
     .option('--count <n>', 'stop after N entries (exit 0)')

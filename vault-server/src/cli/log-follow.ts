@@ -21,7 +21,7 @@
  * (what a personal token needs; an admin token sees every store).
  */
 import type { IncomingMessage } from 'node:http'
-import type { LogEntryWire } from '@sv/shared'
+import { AdminWire, type LogEntryWire } from '@sv/shared'
 import { adminGet, type AdminTarget } from './admin-client.js'
 import { CliError, EXIT, type CliIo } from './io.js'
 import { entryLine, remoteTarget } from './log-commands.js'
@@ -49,7 +49,7 @@ export interface LogFollowFlags {
 const IDLE_MS = 45_000
 /** a server-sent event larger than this is not one the vault sends */
 const MAX_EVENT_BYTES = 1024 * 1024
-const OUTCOMES = ['issued', 'reissued', 'retried', 'refused', 'pivoted', 'pending']
+const OUTCOMES: readonly string[] = AdminWire.LOG_OUTCOME_IDS
 
 function intFlag(name: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined
