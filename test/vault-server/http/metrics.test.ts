@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { endpoint, fetchRequestId, fixtureDeviceKey, generateDeviceKey, httpRequest, jsonOf, postSerial, serialRequestStream } from '../../helpers/device.js'
 import { connectMqtt, mqttRequest, mqttRequestId, subscribeReplies } from '../mqtt/mqtt-helpers.js'
 import { metricValue } from './api.js'
+import { runVaultCli } from '../../helpers/cli.js'
 
 const BRAND = 'acme-brand'
 const MODEL = 'acme-pi-gateway'
@@ -144,4 +145,17 @@ test('metrics: by default /metrics is on the device port, open unless a token is
   t.is(refused.status, 401)
   t.is(jsonOf(refused).code, 'SV_UNAUTHENTICATED')
   t.is((await httpRequest(endpoint(guarded.url, '../metrics'), { headers: { authorization: 'Bearer a-token-of-sixteen-or-more' } })).status, 200)
+})
+
+test('metrics: serve --print-config shows metrics.listen and redacts metrics.token', async (t) => {
+  const token = 'metrics-token-never-printed-0123'
+  const r = await runVaultCli(['serve', '--data', '/nonexistent-sv-data', '--plain-http', '--metrics-listen', '127.0.0.1:9464', '--print-config'], { env: { VAULT_METRICS_TOKEN: token, VAULT_MASTER_KEY: '' } })
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual((JSON.parse(r.stdout) as { metrics: unknown }).metrics, { listen: '127.0.0.1:9464', token: '<redacted>' })
+  t.false(r.stdout.includes(token))
+  const bad = await runVaultCli(['serve', '--data', '/nonexistent-sv-data', '--plain-http', '--metrics-listen', 'nowhere', '--print-config'])
+  // (the exit code of SV_CONFIG_INVALID is issue 13 point 2, another change)
+  t.not(bad.code, 0, bad.stderr)
+  t.regex(bad.stderr, /metrics\.listen: expected HOST:PORT/)
+  t.regex(bad.stderr, /SV_CONFIG_INVALID/)
 })
