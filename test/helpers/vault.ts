@@ -23,7 +23,6 @@ import { startVault, type RunningVault } from '../../vault-server/src/vault.js'
 import { generateSelfSigned } from '../../vault-server/src/tls.js'
 import type { DuplicatePolicy, SerialPolicy } from '../../vault-server/src/store/store.js'
 import { hashToken, newToken } from '../../vault-server/src/cli/vault-commands.js'
-import { pino } from 'pino'
 
 export const ROOT = new URL('../../', import.meta.url).pathname
 export const VECTORS = join(ROOT, 'fixtures/snapd-vectors')
@@ -104,9 +103,8 @@ export async function startTestVault(t: ExecutionContext | undefined, o: TestVau
     mqtt: { mode: 'off' },
     ...o.config,
   })
-  const log = o.logLines
-    ? pino({ level: 'debug' }, { write: (s: string) => void o.logLines!.push(JSON.parse(s) as Record<string, unknown>) })
-    : createLogger('silent')
+  // the vault's own logger (its redaction and level names), writing parsed lines into logLines
+  const log = createLogger(o.logLines ? 'debug' : 'silent', o.logLines ? { write: (s: string) => void o.logLines!.push(JSON.parse(s) as Record<string, unknown>) } : undefined)
   const vault = await startVault(config, log, { ...(o.workers ? { workers: o.workers } : { workers: 2 }), ...(o.now ? { now: o.now } : {}), ...(o.keyBits ? { keyBits: o.keyBits, allowSmallKeys: o.keyBits < 4096 } : {}) })
   // Closed however the set-up below ends: a vault left listening (and its
   // signing workers) would keep the AVA worker process alive after its tests.

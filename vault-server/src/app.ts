@@ -146,7 +146,8 @@ export function createApp(deps: AppDeps): VaultApp {
   app.use(dashboardRoutes())
 
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const allowed = DEVICE_ROUTES[req.path]
+    // /metrics served on its own listener is unknown here
+    const allowed = req.path === '/metrics' && deps.config.metrics.listen !== undefined ? undefined : DEVICE_ROUTES[req.path]
     if (allowed) {
       res.setHeader('Allow', allowed)
       return next(new VaultError('SV_METHOD_NOT_ALLOWED', `${req.path} takes ${allowed}`, { details: { allow: allowed } }))

@@ -97,6 +97,18 @@ export const VaultConfigSchema = z
       })
       .strict()
       .default({ sessionIdleMinutes: 60, sessionMaxHours: 8, cookieSecure: true, oidc: { providers: [] } }),
+    metrics: z
+      .object({
+        /**
+         * serve GET /metrics on this HOST:PORT (plain HTTP, for the scraper's network)
+         * and not on the device port; unset: on the device port, as before
+         */
+        listen: listen.optional(),
+        /** secret: when set, /metrics asks for `Authorization: Bearer TOKEN`, wherever it is served */
+        token: z.string().min(16, 'at least 16 characters').max(512).optional(),
+      })
+      .strict()
+      .default({}),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
     mqtt: z
       .object({
@@ -149,6 +161,8 @@ export const VAULT_ENV: EnvTable = {
   VAULT_SIGNING_WORKERS: { path: 'signing.workers', type: 'number' },
   VAULT_LOG_LEVEL: { path: 'log.level', type: 'string' },
   VAULT_PUBLIC_URL: { path: 'auth.publicUrl', type: 'string' },
+  VAULT_METRICS_LISTEN: { path: 'metrics.listen', type: 'string' },
+  VAULT_METRICS_TOKEN: { path: 'metrics.token', type: 'string', secret: true },
   VAULT_MQTT_MODE: { path: 'mqtt.mode', type: 'string' },
   VAULT_MQTT_LISTEN: { path: 'mqtt.listen', type: 'string' },
   VAULT_MQTT_URL: { path: 'mqtt.url', type: 'string', secret: true },
@@ -159,7 +173,7 @@ export const VAULT_ENV: EnvTable = {
   VAULT_MQTT_TOPIC_PREFIX: { path: 'mqtt.topicPrefix', type: 'string' },
 }
 
-export const SECRET_PATHS = ['store.url', 'masterKey.value', 'mqtt.url', 'mqtt.password']
+export const SECRET_PATHS = ['store.url', 'masterKey.value', 'mqtt.url', 'mqtt.password', 'metrics.token']
 
 export interface LoadedVaultConfig {
   config: VaultConfig

@@ -28,6 +28,7 @@ export const REDACT_PATHS = [
   '*.masterKey',
   'config.store.url',
   'config.masterKey.value',
+  'config.metrics.token',
   'req.headers.cookie',
   'headers.cookie',
   'headers["x-csrf-token"]',

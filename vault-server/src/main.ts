@@ -27,6 +27,7 @@ import {
   trustExportCommand,
 } from './cli/vault-commands.js'
 import { logExportCommand, logQueryCommand } from './cli/log-commands.js'
+import { logFollowCommand } from './cli/log-follow.js'
 import * as adm from './cli/admin-commands.js'
 import * as wo from './cli/work-order-commands.js'
 import { demoCommand } from './cli/demo.js'
@@ -127,6 +128,7 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
 
   data(program.command('serve').description('serve the device and admin API until SIGINT/SIGTERM'))
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
+    .option('--metrics-listen <host:port>', 'serve /metrics here (plain HTTP) instead of on --listen (env VAULT_METRICS_LISTEN)')
     .option('--tls-cert <file>', 'TLS certificate (default DATA/tls/cert.pem)')
     .option('--tls-key <file>', 'TLS private key (default DATA/tls/key.pem)')
     .option('--plain-http', 'plain HTTP, only behind a TLS-terminating proxy')
@@ -359,7 +361,7 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
       .option('--outcome <outcome>', 'issued, reissued, retried or refused')
       .option('--from <time>', 'from this time (ISO 8601 or epoch ms), inclusive')
       .option('--to <time>', 'until this time, exclusive')
-  const logCmd = program.command('log').description('the signing log of a running vault')
+  const logCmd = program.command('log').description('the signing log of a running vault: query, export, follow')
   remote(logCmd.command('query').description('entries matching the filters, oldest first'))
     .option('--limit <n>', 'page size (1..1000, default 100)')
     .option('--order <order>', 'asc or desc')
@@ -370,6 +372,26 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--format <format>', 'jsonl or csv', 'jsonl')
     .option('--out <file>', 'write to FILE')
     .action(act((o) => logExportCommand(io, o)))
+  logCmd
+    .command('follow')
+    .description('print provisioning outcomes as they happen (the Live stream), one line each; bounded by --count/--timeout, ends on SIGINT')
+    .option('--url <url>', 'vault base URL, e.g. https://vault:8443/v1/ (env VAULT_URL)')
+    .option('--token <token>', 'admin token or personal token (env VAULT_TOKEN)')
+    .option('--ca <file>', 'CA certificate to trust (e.g. the development certificate)')
+    .option('--insecure', 'do not check the TLS certificate (development only)')
+    .option('--store <id>', "only this store's entries (a personal token needs it)")
+    .option('--subtree', 'and the stores below it')
+    .option('--brand <id>', 'only this brand')
+    .option('--model <name>', 'only this model')
+    .option('--serial <serial>', 'only this serial number')
+    .option('--outcome <outcome>', 'only issued, reissued, retried, pivoted or refused')
+    .option('--transport <transport>', 'only https or mqtt')
+    .option('--recent', 'first the last entries the vault holds (up to 100), then the new ones')
+    .option('--count <n>', 'stop after N entries (exit 0)')
+    .option('--timeout <seconds>', 'stop after this long (exit 1 when --count was not reached, else 0)')
+    .option('--retries <n>', 'reconnections in a row before giving up with exit 3 (default 10; backoff 1 s doubling to 30 s)')
+    .option('--json', 'one JSON object per line (NDJSON)')
+    .action(act((o) => logFollowCommand(io, o)))
 
   program
     .command('openapi')

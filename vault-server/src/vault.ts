@@ -33,6 +33,7 @@ import { createMetrics, type VaultMetrics } from './metrics.js'
 import { createApp, type AppServices } from './app.js'
 import { listen, parseListen, type RunningServer } from './http/server.js'
 import { MqttRouter } from './mqtt/router.js'
+import { metricsListener } from './http/routes/metrics.js'
 import { startEmbeddedBroker } from './mqtt/embedded.js'
 import { startExternalBridge } from './mqtt/external.js'
 
@@ -172,6 +173,8 @@ export interface RunningVault extends VaultCore {
   url: string
   /** the embedded broker's URL or the external broker's; undefined when MQTT is off */
   mqttUrl: string | undefined
+  /** http://HOST:PORT/metrics of the separate metrics listener (metrics.listen); undefined when /metrics is on the device port */
+  metricsUrl: string | undefined
 }
 
 async function startMqtt(core: VaultCore, tls: { cert: Buffer; key: Buffer } | undefined): Promise<{ url: string; close(): Promise<void> } | undefined> {
@@ -238,12 +241,20 @@ export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultO
     const { host, port } = parseListen(config.listen)
     const server = await listen(app, { host, port, ...(tls ? { tls } : {}) })
     let mqtt: Awaited<ReturnType<typeof startMqtt>>
+    let metricsServer: RunningServer | undefined
     try {
       mqtt = await startMqtt(core, tls)
+      try {
+        if (config.metrics.listen !== undefined) metricsServer = await listen(metricsListener({ config, metrics: core.metrics, log }), parseListen(config.metrics.listen))
+      } catch (e) {
+        await mqtt?.close()
+        throw e
+      }
     } catch (e) {
       await server.close(0)
       throw e
     }
+    const metricsUrl = metricsServer ? new URL('/metrics', metricsServer.url).href : undefined
     const purge = setInterval(() => {
       const now = Date.now()
       for (const [what, run] of [
@@ -257,16 +268,18 @@ export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultO
       }
     }, 60_000)
     purge.unref()
-    log.info({ url: server.url, mqtt: mqtt?.url.replace(/\/\/[^@/]*@/, '//<credentials>@'), store: config.store.driver, dev: config.dev, workers: core.pool.metrics().size }, 'vault.started')
+    log.info({ url: server.url, mqtt: mqtt?.url.replace(/\/\/[^@/]*@/, '//<credentials>@'), metrics: metricsUrl ?? new URL('/metrics', server.url).href, store: config.store.driver, dev: config.dev, workers: core.pool.metrics().size }, 'vault.started')
     return {
       ...core,
       server,
       url: server.url,
       mqttUrl: mqtt?.url,
+      metricsUrl,
       close: async () => {
         log.info({}, 'vault.stopping')
         clearInterval(purge)
         await mqtt?.close()
+        await metricsServer?.close(1000)
         // the Live streams never end by themselves: end them first, so that the
         // server's close waits only for requests in flight
         core.live.close()

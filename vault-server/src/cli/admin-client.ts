@@ -18,7 +18,10 @@ export interface AdminTarget {
   token: string
   ca?: string
   insecure?: boolean
+  /** socket idle timeout (default 120 s) */
   timeoutMs?: number
+  /** aborts the call (and a response being read) */
+  signal?: AbortSignal
 }
 
 function exitFor(status: number): number {
@@ -51,6 +54,7 @@ export function adminRequest(t: AdminTarget, method: string, path: string, body?
     headers: { authorization: `Bearer ${t.token}`, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) },
     ...(ca ? { ca } : {}),
     ...(isHttps && t.insecure ? { rejectUnauthorized: false } : {}),
+    ...(t.signal ? { signal: t.signal } : {}),
   }
   return new Promise((resolve, reject) => {
     const req = (isHttps ? httpsRequest : httpRequest)(url, opts, async (res) => {

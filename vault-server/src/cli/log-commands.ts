@@ -17,7 +17,8 @@ export interface LogFilterFlags {
   to?: string
 }
 
-function target(io: CliIo, f: { url?: string; token?: string; ca?: string; insecure?: boolean }): AdminTarget {
+/** --url/--token (or VAULT_URL/VAULT_TOKEN), --ca, --insecure: the running vault to ask. */
+export function remoteTarget(io: CliIo, f: { url?: string; token?: string; ca?: string; insecure?: boolean }): AdminTarget {
   const url = f.url ?? io.env.VAULT_URL
   const token = f.token ?? io.env.VAULT_TOKEN
   if (!url) throw new CliError('--url (or VAULT_URL) is required, e.g. https://127.0.0.1:8443/v1/')
@@ -39,8 +40,13 @@ function query(f: LogFilterFlags & { limit?: string; order?: string }, extra: Re
 
 type Entry = LogEntryWire
 
+/** One signing log entry as a line for people (log query, log follow): time, outcome, code, brand/model, serial, revision, key id prefix, client. */
+export function entryLine(e: Entry): string {
+  return `${e.time}  ${e.outcome.padEnd(8)} ${(e.code ?? '').padEnd(26)} ${e.brandId ?? '-'}/${e.model ?? '-'}  serial=${e.serial ?? '-'}${e.revision ? ` rev=${e.revision}` : ''}  key=${(e.deviceKeyId ?? '-').slice(0, 12)}  client=${e.clientAddress ?? '-'}`
+}
+
 export async function logQueryCommand(io: CliIo, f: LogFilterFlags & { url?: string; token?: string; ca?: string; insecure?: boolean; limit?: string; order?: string; all?: boolean; json?: boolean }): Promise<number> {
-  const t = target(io, f)
+  const t = remoteTarget(io, f)
   let cursor: string | undefined
   let pages = 0
   const all: Entry[] = []
@@ -50,7 +56,7 @@ export async function logQueryCommand(io: CliIo, f: LogFilterFlags & { url?: str
     cursor = page.nextCursor
     if (!f.json) {
       for (const e of page.entries) {
-        io.out(`${e.time}  ${e.outcome.padEnd(8)} ${(e.code ?? '').padEnd(26)} ${e.brandId ?? '-'}/${e.model ?? '-'}  serial=${e.serial ?? '-'}${e.revision ? ` rev=${e.revision}` : ''}  key=${(e.deviceKeyId ?? '-').slice(0, 12)}  client=${e.clientAddress ?? '-'}\n`)
+        io.out(`${entryLine(e)}\n`)
       }
     }
   } while (f.all && cursor && ++pages < 100_000)
@@ -62,7 +68,7 @@ export async function logQueryCommand(io: CliIo, f: LogFilterFlags & { url?: str
 export async function logExportCommand(io: CliIo, f: LogFilterFlags & { url?: string; token?: string; ca?: string; insecure?: boolean; format?: string; out?: string }): Promise<number> {
   const format = f.format ?? 'jsonl'
   if (format !== 'jsonl' && format !== 'csv') throw new CliError('--format must be jsonl or csv')
-  const res = await adminGet(target(io, f), `admin/log/export${query(f, { format })}`)
+  const res = await adminGet(remoteTarget(io, f), `admin/log/export${query(f, { format })}`)
   if (f.out) await pipeline(res, createWriteStream(f.out))
   else for await (const chunk of res) io.out(chunk.toString('utf8'))
   return EXIT.OK

@@ -27,6 +27,7 @@ export interface GlobalFlags {
   data?: string
   config?: string
   listen?: string
+  metricsListen?: string
   tlsCert?: string
   tlsKey?: string
   plainHttp?: boolean
@@ -40,6 +41,7 @@ export function resolveConfig(io: CliIo, f: GlobalFlags, extra: Record<string, u
   const flags: Record<string, unknown> = { ...extra }
   if (f.data) flags.dataDir = f.data
   if (f.listen) flags.listen = f.listen
+  if (f.metricsListen) flags.metrics = { listen: f.metricsListen }
   if (f.dev) flags.dev = true
   if (f.logLevel) flags.log = { level: f.logLevel }
   const tls: Record<string, unknown> = {}
@@ -370,7 +372,7 @@ export async function serveCommand(io: CliIo, f: GlobalFlags): Promise<number> {
     }
     throw e
   }
-  io.err(`vault-server: serving ${vault.url}${vault.mqttUrl ? ` and ${vault.mqttUrl.replace(/\/\/[^@/]*@/, '//')}` : ''} (store ${config.store.driver}${config.tls.plainHttp ? ', plain HTTP' : ''})\n`)
+  io.err(`vault-server: serving ${vault.url}${vault.mqttUrl ? ` and ${vault.mqttUrl.replace(/\/\/[^@/]*@/, '//')}` : ''} (store ${config.store.driver}${config.tls.plainHttp ? ', plain HTTP' : ''})${vault.metricsUrl ? `, metrics on ${vault.metricsUrl}` : ''}\n`)
   await waitForSignal()
   await vault.close()
   return EXIT.OK

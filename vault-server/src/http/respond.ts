@@ -40,7 +40,10 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
   const e = isVaultError(err) ? err : new VaultError('SV_INTERNAL', 'unexpected error', { cause: err })
   const r = rejection(e, reqId(req))
   if (r.retryAfter !== undefined) res.setHeader('Retry-After', String(r.retryAfter))
-  if (e.status === 401) res.setHeader('WWW-Authenticate', pathOf(req).startsWith('/v1/admin') ? 'Bearer realm="serial-vault admin"' : 'api-key')
+  if (e.status === 401) {
+    const path = pathOf(req)
+    res.setHeader('WWW-Authenticate', path.startsWith('/v1/admin') ? 'Bearer realm="serial-vault admin"' : path === '/metrics' ? 'Bearer realm="serial-vault metrics"' : 'api-key')
+  }
   sendJson(res, r.status, r.body)
   return e
 }

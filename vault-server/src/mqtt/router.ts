@@ -194,7 +194,7 @@ export class MqttRouter {
   }
 
   async #requestId(req: MqttRequest): Promise<Record<string, unknown>> {
-    const { requestId, expiresIn } = await this.#o.registration.issueRequestId({ apiKey: req['api-key'], transport: 'mqtt' })
+    const { requestId, expiresIn } = await this.#o.registration.issueRequestId({ apiKey: req['api-key'], transport: 'mqtt', ...(req.token !== undefined ? { reqId: req.token } : {}) })
     return { 'request-id': requestId, 'expires-in': expiresIn }
   }
 
@@ -206,12 +206,12 @@ export class MqttRouter {
     try {
       const result = await this.#o.admission.run(() => {
         reached = true
-        return this.#o.registration.requestSerial({ body, apiKey: req['api-key'], clientAddress, transport: 'mqtt' })
+        return this.#o.registration.requestSerial({ body, apiKey: req['api-key'], clientAddress, transport: 'mqtt', ...(req.token !== undefined ? { reqId: req.token } : {}) })
       })
       return { assertions: result.stream.toString('utf8') }
     } catch (e) {
       // an overload refusal before the flow is logged like any other refusal
-      if (!reached && e instanceof VaultError && e.code === 'SV_OVERLOADED') throw await this.#o.registration.refuseEarly({ clientAddress, transport: 'mqtt' }, e)
+      if (!reached && e instanceof VaultError && e.code === 'SV_OVERLOADED') throw await this.#o.registration.refuseEarly({ clientAddress, transport: 'mqtt', ...(req.token !== undefined ? { reqId: req.token } : {}) }, e)
       if (e instanceof VaultError) loggedByService.add(e)
       throw e
     }

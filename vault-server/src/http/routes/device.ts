@@ -7,12 +7,13 @@
  */
 import { Router } from 'express'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Buffer } from 'node:buffer'
 import { VaultError } from '@sv/shared'
 import type { AppDeps } from '../../app.js'
 import { mediaType, readBody, readJson } from '../body.js'
 import { ASSERTION_MEDIA_TYPE, reqId, sendAssertions, sendJson } from '../respond.js'
 import { VERSION } from '../../version.js'
+import { metricsHandler } from './metrics.js'
+import type { SerialFacts } from '../../services/registration/registration-service.js'
 
 function apiKey(req: IncomingMessage): string | undefined {
   const v = req.headers['api-key']
@@ -32,7 +33,7 @@ export function registrationHandlers(deps: AppDeps): { requestId: DeviceHandler;
   const { services, config } = deps
 
   const requestId: DeviceHandler = async (req, res) => {
-    const { requestId: id, expiresIn } = await services.registration.issueRequestId({ apiKey: apiKey(req), transport: 'https' })
+    const { requestId: id, expiresIn } = await services.registration.issueRequestId({ apiKey: apiKey(req), transport: 'https', reqId: reqId(req) })
     req.resume()
     sendJson(res, 200, { 'request-id': id, 'expires-in': expiresIn })
   }
@@ -52,14 +53,17 @@ export function registrationHandlers(deps: AppDeps): { requestId: DeviceHandler;
       return early(new VaultError('SV_MEDIA_TYPE_UNSUPPORTED', `expected Content-Type: ${ASSERTION_MEDIA_TYPE}`, { details: { contentType: type } }))
     }
     let result
+    // brand, model and serial of a refusal too, for this request's request.completed line
+    const facts: SerialFacts = {}
     try {
       result = await deps.admission.run(async () => {
         const body = await readBody(req, config.limits.serialBodyBytes)
         reached = true
-        return services.registration.requestSerial({ body, apiKey: apiKey(req), clientAddress, transport: 'https', reqId: correlation })
+        return services.registration.requestSerial({ body, apiKey: apiKey(req), clientAddress, transport: 'https', reqId: correlation, facts })
       })
     } catch (e) {
       if (!reached && e instanceof VaultError && (e.code === 'SV_BODY_TOO_LARGE' || e.code === 'SV_OVERLOADED')) return early(e)
+      req.svFacts = facts
       throw e
     }
     req.svFacts = { brandId: result.brandId, model: result.model, serial: result.serial, outcome: result.outcome, revision: result.revision }
@@ -100,9 +104,8 @@ export function deviceRoutes(deps: AppDeps): Router {
     sendJson(res, 200, { status: 'ready', checks: ready.checks })
   })
 
-  r.get('/metrics', async (_req, res) => {
-    res.status(200).set('Content-Type', deps.metrics.registry.contentType).end(Buffer.from(await deps.metrics.registry.metrics()))
-  })
+  // on the device port unless it has a listener of its own (routes/metrics.ts)
+  if (config.metrics.listen === undefined) r.get('/metrics', metricsHandler(deps))
 
   return r
 }

@@ -46,8 +46,20 @@ export interface SerialRequestInput {
   apiKey: string | undefined
   clientAddress?: string
   transport: Transport
-  /** the transport's correlation id, for the log line */
+  /** the transport's correlation id, for the log line (HTTPS: X-Request-Id; MQTT: the payload's token) */
   reqId?: string
+  /**
+   * Filled with what the request said once its outcome is known, refusals
+   * included, for the transport's own request line (brand, model, serial).
+   */
+  facts?: SerialFacts
+}
+
+/** What a serial request named, as far as the flow got (values as the device sent them). */
+export interface SerialFacts {
+  brandId?: string
+  model?: string
+  serial?: string
 }
 
 export interface SerialResult {
@@ -68,6 +80,11 @@ export interface OutcomeEvent {
   durationMs: number
   signingMs?: number
   transport: string
+  /**
+   * Brand and model, only once the model was found and the api-key accepted
+   * for it: they are metric labels, and before that point they are whatever
+   * the device wrote (unbounded). Brands and models are made by admins.
+   */
   brandId?: string
   model?: string
 }
@@ -127,12 +144,13 @@ export class RegistrationService {
   }
 
   /** A request-id for a device holding an api-key of some model. SV_API_KEY_MISSING, SV_API_KEY_INVALID. */
-  async issueRequestId(input: { apiKey: string | undefined; transport: Transport }): Promise<{ requestId: string; expiresIn: number }> {
+  async issueRequestId(input: { apiKey: string | undefined; transport: Transport; reqId?: string }): Promise<{ requestId: string; expiresIn: number }> {
     if (!input.apiKey) throw new VaultError('SV_API_KEY_MISSING', 'the api-key is required', { details: { header: 'api-key' } })
     if ((await this.#o.models.modelsForApiKey(input.apiKey)).length === 0) throw new VaultError('SV_API_KEY_INVALID', 'the api-key is not valid', { details: { header: 'api-key' } })
     const requestId = this.#o.requestIds.issue()
     this.#o.onRequestId?.(input.transport)
-    this.#log.debug({ transport: input.transport }, 'request_id.issued')
+    // debug, not info: ops get one info line per serial (the outcome); this one doubles the volume
+    this.#log.debug({ reqId: input.reqId, transport: input.transport }, 'request_id.issued')
     return { requestId, expiresIn: this.#o.requestIds.ttlSeconds }
   }
 
@@ -230,13 +248,21 @@ export class RegistrationService {
   }
 
   /** The outcome metric and the one log line of a serial request (a clone attempt at warn, a fault of ours at error). */
-  #outcome(input: Pick<SerialRequestInput, 'transport' | 'reqId'>, ctx: FlowContext, o: { outcome: OutcomeEvent['outcome']; code?: string; revision?: number; durationMs: number; signingMs?: number; err?: VaultError }): void {
+  #outcome(input: Pick<SerialRequestInput, 'transport' | 'reqId' | 'facts'>, ctx: FlowContext, o: { outcome: OutcomeEvent['outcome']; code?: string; revision?: number; durationMs: number; signingMs?: number; err?: VaultError }): void {
     const event: OutcomeEvent = { outcome: o.outcome, durationMs: o.durationMs, transport: input.transport }
     if (o.code !== undefined) event.code = o.code
     if (o.signingMs !== undefined) event.signingMs = o.signingMs
-    if (ctx.brandId !== undefined) event.brandId = ctx.brandId
-    if (ctx.model !== undefined) event.model = ctx.model
+    if (ctx.storeId !== undefined && ctx.brandId !== undefined && ctx.model !== undefined) {
+      event.brandId = ctx.brandId
+      event.model = ctx.model
+    }
     this.#o.onOutcome?.(event)
+    const facts = (input as SerialRequestInput).facts
+    if (facts) {
+      if (ctx.brandId !== undefined) facts.brandId = ctx.brandId
+      if (ctx.model !== undefined) facts.model = ctx.model
+      if (ctx.serial !== undefined) facts.serial = ctx.serial
+    }
     const level = o.outcome !== 'refused' ? 'info' : o.code === 'SV_SERIAL_TAKEN' ? 'warn' : o.err && o.err.status >= 500 ? 'error' : 'info'
     if (!this.#log.isLevelEnabled(level)) return
     const fields: Record<string, unknown> = {
@@ -248,6 +274,7 @@ export class RegistrationService {
       serial: ctx.serial,
       deviceKeyId: ctx.deviceKeyId,
       ...(ctx.fromModel !== undefined ? { fromModel: ctx.fromModel } : {}),
+      ...(ctx.workOrderId !== undefined ? { workOrderId: ctx.workOrderId } : {}),
       ...(o.revision !== undefined ? { revision: o.revision } : {}),
       ...(o.code !== undefined ? { code: o.code } : {}),
       clientAddress: ctx.clientAddress,
