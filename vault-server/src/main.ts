@@ -23,7 +23,6 @@ import {
   serveCommand,
   tokenCreateCommand,
   tokenListCommand,
-  tokenRevokeCommand,
   trustExportCommand,
 } from './cli/vault-commands.js'
 import { logExportCommand, logQueryCommand } from './cli/log-commands.js'
@@ -291,9 +290,9 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
   target(token.command('list').description('admin tokens (--data), or with --url your own tokens (--store: those of a store\'s people)'))
     .option('--store <id>', "with --url: the tokens of this store's people (token.manage)")
     .action(act((o) => (o.url || io.env.VAULT_URL ? adm.remoteTokenList(io, o) : tokenListCommand(io, o))))
-  target(token.command('revoke').description('revoke a token by the id token list shows'))
-    .requiredOption('--id <id>', 'token id (with --data, a prefix is enough)')
-    .action(act((o) => (o.url || io.env.VAULT_URL ? adm.remoteTokenRevoke(io, o) : tokenRevokeCommand(io, o))))
+  target(token.command('revoke').description('revoke a token by the id token list shows (audited)'))
+    .requiredOption('--id <id>', 'token id (12 hex digits; a unique prefix of 4 or more of your own tokens is enough)')
+    .action(act((o) => adm.tokenRevoke(io, o)))
 
   const audit = program.command('audit').description('the audit log: every admin action, in a hash chain')
   const auditFilters = (c: Command): Command =>

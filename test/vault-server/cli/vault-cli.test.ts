@@ -373,14 +373,28 @@ test('token create, list and revoke', async (t) => {
 
   const unknown = await cli(['token', 'revoke', '--data', data, '--id', 'ffffffffffff'])
   t.is(unknown.code, 1)
-  t.regex(unknown.stderr, /no token with id/)
-  const revoked = await cli(['token', 'revoke', '--data', data, '--id', ci.id])
+  t.regex(unknown.stderr, /404.*\(SV_TOKEN_NOT_FOUND\)/)
+  const unknownPrefix = await cli(['token', 'revoke', '--data', data, '--id', 'ffff'])
+  t.is(unknownPrefix.code, 1)
+  t.regex(unknownPrefix.stderr, /no token with id ffff/)
+  const notAnId = await cli(['token', 'revoke', '--data', data, '--id', 'ci'])
+  t.is(notAnId.code, 2)
+  const revoked = await cli(['token', 'revoke', '--data', data, '--id', ci.id.slice(0, 6)])
   ok(t, revoked, 'token revoke')
-  t.is(revoked.stdout, 'revoked ci\n')
+  t.is(revoked.stdout, `revoked ci (${ci.id})\n`)
   t.deepEqual(
     (JSON.parse((await cli(['token', 'list', '--data', data, '--json'])).stdout) as { tokens: { name: string }[] }).tokens.map((x) => x.name),
     ['init'],
   )
+  // both are in the audit log, as the operator on the host (cli), without the secret
+  const audit = await cli(['audit', 'query', '--data', data, '--action', 'token.', '--json'])
+  ok(t, audit, 'audit query')
+  t.false(audit.stdout.includes(tok.token))
+  const entries = (JSON.parse(audit.stdout) as { entries: { action: string; outcome: string; actor: { kind: string }; target: { id: string } }[] }).entries
+  t.deepEqual(entries.map((e) => [e.action, e.outcome, e.actor.kind, e.target.id]), [
+    ['token.created', 'ok', 'cli', ci.id],
+    ['token.revoked', 'ok', 'cli', ci.id],
+  ])
 })
 
 // --- errors and usage ----------------------------------------------------------------------------

@@ -23,7 +23,8 @@ export interface TargetFlags extends GlobalFlags {
   insecure?: boolean
 }
 
-function cliUser(): string {
+/** The operator's login name on the vault host, for the audit actor `cli`. */
+export function cliUser(): string {
   try {
     return userInfo().username || 'unknown'
   } catch {

@@ -18,12 +18,14 @@ import { createLogger, type Logger } from '../logger.js'
 import { generateMasterKeyFile } from '../keys/master-key.js'
 import { generateSelfSigned } from '../tls.js'
 import type { AdminWire } from '@sv/shared'
-import { startVault } from '../vault.js'
+import { openVault, startVault } from '../vault.js'
+import { tokenId, type TokenRecord } from '../store/store.js'
+import { auditView } from '../services/admin/audit.js'
 import { openStore } from '../store/open-store.js'
 import { storeConfig } from '../vault.js'
 import { parseSerialPolicyFlag } from '../services/serial-template.js'
 import { adminJson, adminRequest } from './admin-client.js'
-import { lockedHint, withAdmin, type TargetFlags } from './admin-target.js'
+import { cliUser, lockedHint, withAdmin, type TargetFlags } from './admin-target.js'
 import { CliError, EXIT, type CliIo } from './io.js'
 
 export interface GlobalFlags {
@@ -335,19 +337,34 @@ export async function modelShowCommand(io: CliIo, f: TargetFlags & { brand: stri
 
 // --- tokens ------------------------------------------------------------------------
 
+/**
+ * A new admin token, audited as token.created by the cli operator (never the
+ * secret: its id and name). Issue 8: the break-glass credential is never
+ * made over the network, only here, with the data directory opened in this
+ * process.
+ */
 export async function tokenCreateCommand(io: CliIo, f: GlobalFlags & { name: string; role?: string[]; json?: boolean; url?: string }): Promise<number> {
-  // issue 8: the break-glass credential is never made over the network, only here
   if (f.url) throw new CliError('token create makes an admin token, only on the vault host: give --data DIR, not --url (people make personal tokens in the dashboard)')
   const config = resolveConfig(io, f)
-  const store = await openDataStore(config, { adminTokens: true })
+  const v = await openVault(config, quietLogger(config), { workers: 1, onProgress: progressTo(io) }).catch((e: unknown) => {
+    throw lockedHint(config, e, { adminTokens: true })
+  })
   try {
-    const token = newToken()
-    const roles = f.role?.length ? f.role : ['admin']
-    await store.tokens.put({ hash: hashToken(token), kind: 'admin', name: f.name, roles, createdAt: Date.now() })
-    out(io, f.json, { name: f.name, roles, token }, `token ${f.name} (${roles.join(', ')}), shown once:\n  ${token}\n`)
-    return EXIT.OK
+    const core = v.services.admin.core
+    const cred = core.d.access.cliCredential(cliUser())
+    try {
+      const operator = await core.d.access.authenticate({ authorization: `Bearer ${cred.token}`, method: 'POST' })
+      const token = newToken()
+      const roles = f.role?.length ? f.role : ['admin']
+      const record: TokenRecord = { hash: hashToken(token), kind: 'admin', name: f.name, roles, createdAt: Date.now() }
+      await core.d.store.tokens.put(record, core.seal(operator, { transport: 'cli' }, { action: 'token.created', target: { type: 'token', id: tokenId(record.hash) }, after: auditView('token', { ...record }) }))
+      out(io, f.json, { name: f.name, roles, token }, `token ${f.name} (${roles.join(', ')}), shown once:\n  ${token}\n`)
+      return EXIT.OK
+    } finally {
+      cred.forget()
+    }
   } finally {
-    await store.close()
+    await v.close()
   }
 }
 
@@ -357,20 +374,6 @@ export async function tokenListCommand(io: CliIo, f: GlobalFlags & { json?: bool
   try {
     const tokens = (await store.tokens.list()).filter((t) => t.revokedAt === undefined).map((t) => ({ name: t.name, roles: t.roles, id: t.hash.slice(0, 12), createdAt: new Date(t.createdAt).toISOString() }))
     out(io, f.json, { tokens }, tokens.map((t) => `${t.id}\t${t.name}\t${t.roles.join(',')}\t${t.createdAt}\n`).join('') || 'no tokens\n')
-    return EXIT.OK
-  } finally {
-    await store.close()
-  }
-}
-
-export async function tokenRevokeCommand(io: CliIo, f: GlobalFlags & { id: string }): Promise<number> {
-  const config = resolveConfig(io, f)
-  const store = await openDataStore(config)
-  try {
-    const match = (await store.tokens.list()).filter((t) => t.hash.startsWith(f.id) && t.revokedAt === undefined)
-    if (match.length !== 1) throw new CliError(match.length === 0 ? `no token with id ${f.id}` : `id ${f.id} is ambiguous`, EXIT.FAILED)
-    await store.tokens.revoke(match[0]!.hash, { at: Date.now(), by: 'cli' })
-    io.out(`revoked ${match[0]!.name}\n`)
     return EXIT.OK
   } finally {
     await store.close()
