@@ -97,7 +97,8 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--public-key', "also print snapd's encoding of the public key")
     .action(async (opts: { key: string; publicKey?: boolean }) => exit(await keyIdCommand(io, opts)))
 
-  // --- data-directory commands -------------------------------------------------------
+  // --- data-directory commands (data) and administration commands (target: the admin API
+  // of a running vault with --url, or of the data directory opened in the command) -----
   const data = (c: Command): Command =>
     c
       .option('--data <dir>', 'data directory (env VAULT_DATA_DIR)')
