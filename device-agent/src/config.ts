@@ -101,6 +101,15 @@ export const AgentConfigSchema = z
       .prefault({}),
     serial: z
       .object({
+        /**
+         * Who picks the serial, as the model's serial policy on the vault says:
+         * `device` (the default) proposes the one the sources give, and no
+         * source answering is SV_AGENT_SERIAL_NOT_FOUND; `assign` (a model with
+         * the vault's `assign:TEMPLATE` policy) proposes none and reads no
+         * source: the serial-request has no serial header, and the vault answers
+         * with the serial it assigned (the same one again for this device key).
+         */
+        policy: z.enum(['device', 'assign']).default('device'),
         /** tried in order, the first valid serial wins (identity/serial-sources.ts) */
         sources: serialSources.default([{ kind: 'devicetree' }, { kind: 'cpuinfo' }, { kind: 'dmi' }]),
         /** file-system root for devicetree/cpuinfo/dmi/file sources (tests, chroots) */
@@ -220,6 +229,7 @@ export const AGENT_ENV: EnvTable = {
   AGENT_HEADERS_TIMEOUT_MS: { path: 'vault.headersTimeoutMs', type: 'number' },
   AGENT_TOTAL_TIMEOUT_MS: { path: 'vault.totalTimeoutMs', type: 'number' },
   AGENT_SERIAL_ROOT: { path: 'serial.root', type: 'string' },
+  AGENT_SERIAL_POLICY: { path: 'serial.policy', type: 'string' },
   AGENT_KEY_BITS: { path: 'key.bits', type: 'number' },
   AGENT_KEY_PROGRESS_MS: { path: 'key.progressIntervalMs', type: 'number' },
   AGENT_TRUSTED: { path: 'trust.anchors', type: 'list' },
@@ -325,6 +335,10 @@ export function loadAgentConfig(input: LoadAgentConfigInput): LoadedAgentConfig 
     const where = transport === 'mqtt' ? 'vault.broker' : transport === 'serial' ? 'vault.serialLine.port' : 'vault.url'
     const over = transport === 'mqtt' ? ' over MQTT' : transport === 'serial' ? ' over a serial line (--serial-port)' : ''
     for (const p of ['brand', 'model', where]) if (getPath(merged, p) === undefined) problems.push(`${p}: required to provision${p === where ? over : ''}`)
+    const sources = getPath(merged, 'serial.sources')
+    if (getPath(merged, 'serial.policy') === 'assign' && Array.isArray(sources) && sources.some((s) => (s as { kind?: unknown } | null)?.kind === 'value')) {
+      problems.push('serial.policy: assign (the vault assigns the serial) and a given serial (--serial-value, AGENT_SERIAL_VALUE, a value source) exclude each other')
+    }
     const anchors = getPath(merged, 'trust.anchors')
     if (!Array.isArray(anchors) || anchors.length === 0) problems.push('trust.anchors: at least one trust anchor file (--trusted) is required to verify the serial')
   }

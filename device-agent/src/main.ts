@@ -77,6 +77,7 @@ interface ProvisionFlags extends CommonFlags {
   brand?: string
   model?: string
   serialValue?: string
+  serialPolicy?: string
   ca?: string
   pin: string[]
   trusted: string[]
@@ -126,6 +127,7 @@ export function buildProgram(io: CliIo, exit: (code: number) => void): Command {
     .option('--brand <id>', 'brand account id')
     .option('--model <name>', 'model name')
     .option('--serial-value <serial>', 'use this serial instead of the configured hardware sources')
+    .option('--serial-policy <policy>', 'device (default: propose the hardware serial) or assign (the model\'s serials are assigned by the vault: no serial source is needed)')
     .option('--ca <file>', 'PEM bundle of the CAs to trust for the vault (instead of the built-in roots)')
     .option('--pin <sha256>', 'SPKI SHA-256 pin (sha256/BASE64, base64 or hex) the vault chain must match; repeatable', collect, [])
     .option('--trusted <file>', 'trust anchors (root account + account-key) the serial must chain to; repeatable', collect, [])
@@ -201,6 +203,7 @@ function provisionTree(f: ProvisionFlags): { tree: ConfigTree; problems: string[
     set('vault.headers', headers)
   }
   if (f.serialValue !== undefined) set('serial.sources', [{ kind: 'value', value: f.serialValue }])
+  set('serial.policy', f.serialPolicy)
   if (f.trusted.length > 0) set('trust.anchors', f.trusted)
   if (f.chain.length > 0) set('trust.chain', f.chain)
   set('registration.modelAssertion', f.modelAssertion)
@@ -352,6 +355,7 @@ async function provisionCommand(io: CliIo, f: ProvisionFlags): Promise<number> {
         })
       },
     },
+    serialPolicy: config.serial.policy,
     detectSerial: await serialDetector(config),
     hardwareInfo: () => readHardwareInfo({ root: config.serial.root }),
     client,

@@ -45,7 +45,9 @@ export function statusReport(cp: Checkpoint, paths: { stateDir: string; deviceKe
   }
   if (cp.brand !== undefined) r.brand = cp.brand
   if (cp.model !== undefined) r.model = cp.model
-  if (cp.serial !== undefined) r.serial = cp.issued?.serial ?? cp.serial
+  // under the assign policy there is no proposed serial, only the one the vault issued
+  const serial = cp.issued?.serial ?? cp.serial
+  if (serial !== undefined) r.serial = serial
   if (cp.serialSource !== undefined) r.serialSource = cp.serialSource
   if (cp.keyId !== undefined) r.deviceKey = { id: cp.keyId, ...(cp.keyBits !== undefined ? { bits: cp.keyBits } : {}), path: paths.deviceKey, used: cp.keyUsed }
   if (cp.requestId !== undefined) r.requestId = cp.requestId

@@ -142,3 +142,12 @@ test('config: the packaged example (device-agent/packaging/agent.yaml.example) i
     ['devicetree', 'dmi', 'serialport'],
   )
 })
+
+test('config: serial.policy is device by default, assign from AGENT_SERIAL_POLICY or the file; assign with a given serial, or another word, is refused', (t) => {
+  t.is(load().config.serial.policy, 'device')
+  t.is(load({ env: { AGENT_SERIAL_POLICY: 'assign' } }).config.serial.policy, 'assign')
+  t.is(load({ configFile: 'a.json', readFile: () => JSON.stringify({ serial: { policy: 'assign' } }) }).config.serial.policy, 'assign')
+  const both = problems(() => load({ purpose: 'provision', flags: { ...NEEDED, serial: { policy: 'assign' } }, env: { AGENT_SERIAL_VALUE: 'SN-1' } }))
+  t.deepEqual(both, ['serial.policy: assign (the vault assigns the serial) and a given serial (--serial-value, AGENT_SERIAL_VALUE, a value source) exclude each other'])
+  t.true(problems(() => load({ env: { AGENT_SERIAL_POLICY: 'vault' } })).some((p) => p.startsWith('serial.policy')))
+})

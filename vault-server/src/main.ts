@@ -2,7 +2,7 @@
  * The `vault-server` command: composition root and CLI. The only module that
  * names concrete implementations (with store/open-store.ts).
  */
-import { Command, CommanderError } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import { pathToFileURL } from 'node:url'
 import { VaultError } from '@sv/shared'
 // Installs node:crypto as the codec's crypto platform (the fast path; the
@@ -23,7 +23,6 @@ import {
   serveCommand,
   tokenCreateCommand,
   tokenListCommand,
-  tokenRevokeCommand,
   trustExportCommand,
 } from './cli/vault-commands.js'
 import { logExportCommand, logQueryCommand } from './cli/log-commands.js'
@@ -99,7 +98,8 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--public-key', "also print snapd's encoding of the public key")
     .action(async (opts: { key: string; publicKey?: boolean }) => exit(await keyIdCommand(io, opts)))
 
-  // --- data-directory commands -------------------------------------------------------
+  // --- data-directory commands (data) and administration commands (target: the admin API
+  // of a running vault with --url, or of the data directory opened in the command) -----
   const data = (c: Command): Command =>
     c
       .option('--data <dir>', 'data directory (env VAULT_DATA_DIR)')
@@ -143,38 +143,35 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .action(act((o) => demoCommand(io, o)))
 
   const brand = program.command('brand').description('brand accounts and their keys')
-  data(brand.command('create').description('a new brand under the vault-held root (private ecosystems, tests, demos)'))
+  target(brand.command('create').description('a new brand under the vault-held root (private ecosystems, tests, demos)'))
     .requiredOption('--id <id>', 'brand account id')
     .requiredOption('--display-name <name>', 'display name')
     .option('--root-id <id>', 'account id of the vault root when it is created now (default svroot-XXXXXXXX)')
-    .option('--json', 'print JSON')
     .action(act((o) => brandCreateCommand(io, o)))
-  data(brand.command('import').description('import a store-registered brand: its key and the account and account-key assertions the store issued'))
+  target(brand.command('import').description("import a store-registered brand: its key and the account and account-key assertions the store issued (with --url the key goes to the vault over TLS only, never echoed)"))
     .requiredOption('--key <pem>', 'the brand private key (PKCS#1 or PKCS#8 PEM)')
     .requiredOption('--account <file>', 'the account assertion')
     .requiredOption('--account-key <file>', 'the account-key assertion of this key')
     .option('--trusted <file...>', 'extra trust anchors (default: Canonical root only)')
     .option('--chain <file...>', 'intermediate assertions the account-key needs')
     .option('--skip-chain-check', 'do not check the assertions against a trusted root (private setups)')
-    .option('--json', 'print JSON')
     .action(act((o) => brandImportCommand(io, o)))
-  data(brand.command('list').description('brands and their keys'))
-    .option('--json', 'print JSON')
+  target(brand.command('list').description('brands and their keys'))
     .action(act((o) => brandListCommand(io, o)))
 
   const key = program.command('key').description('signing keys (never shown, only their ids)')
-  data(key.command('list').description('keys and their state'))
-    .option('--account <id>', 'only this account')
-    .option('--json', 'print JSON')
+  target(key.command('list').description('keys and their state'))
+    .option('--account <id>', 'only this account (a brand, or the vault root)')
     .action(act((o) => keyListCommand(io, o)))
   for (const [name, enabled] of [['enable', true], ['disable', false]] as const) {
-    data(key.command(name).description(`${name} a signing key`))
+    target(key.command(name).description(`${name} a signing key (audited${enabled ? '' : '; refused while a model signs with it'})`))
       .requiredOption('--key-id <id>', 'sha3-384 key id')
+      .option('--reason <text>', enabled ? 'why (audit log)' : 'why (required; audit log)')
       .action(act((o) => keySetEnabledCommand(io, o, enabled)))
   }
 
   const model = program.command('model').description('device models')
-  data(model.command('add').description('add a model and sign its model assertion'))
+  target(model.command('add').description('add a model and sign its model assertion'))
     .requiredOption('--brand <id>', 'brand id')
     .requiredOption('--model <name>', 'model name')
     .option('--api-key <key...>', 'API keys devices send (default: one generated and printed once)')
@@ -182,18 +179,16 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--duplicates <policy>', 'refuse (a serial stays with its first key) or reissue', 'refuse')
     .option('--headers <file>', 'model assertion headers (YAML or JSON): architecture, base, snaps, grade, ...')
     .option('--key <key-id>', "signing key (default: the brand's oldest enabled key)")
-    .option('--json', 'print JSON')
     .action(act((o) => modelAddCommand(io, o)))
-  data(model.command('list').description('models'))
+  target(model.command('list').description('models'))
     .option('--brand <id>', 'only this brand')
-    .option('--json', 'print JSON')
     .action(act((o) => modelListCommand(io, o)))
   target(model.command('move').description('move a model to another store of its brand (re-signs its assertion with the new store header)'))
     .requiredOption('--brand <id>', 'brand id')
     .requiredOption('--model <name>', 'model name')
     .requiredOption('--store <id>', 'the store it moves to')
     .action(act((o) => adm.modelMove(io, o)))
-  data(model.command('show').description('print the signed model assertion'))
+  target(model.command('show').description('print the signed model assertion (--json: the model record)'))
     .requiredOption('--brand <id>', 'brand id')
     .requiredOption('--model <name>', 'model name')
     .action(act((o) => modelShowCommand(io, o)))
@@ -237,7 +232,7 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .action(async (id: string, _o: unknown, cmd: Command) => exit(await wo.workOrderReport(io, cmd.opts(), id)))
 
   const trust = program.command('trust').description('trust anchors for device images')
-  data(trust.command('export').description("print the vault root's account and account-key (with --brand, the brand's chain too)"))
+  target(trust.command('export').description("print the vault root's account and account-key (with --brand, the brand's chain too)"))
     .option('--brand <id>', "also the brand's account and account-keys")
     .option('--out <file>', 'write to FILE')
     .action(act((o) => trustExportCommand(io, o)))
@@ -286,17 +281,21 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .action(act((o) => adm.rolesCommand(io, o)))
 
   const token = program.command('token').description('admin tokens (made only here, on the vault host) and personal tokens')
-  data(token.command('create').description('a new admin token, the operator\'s break-glass credential (printed once)'))
+  data(token.command('create').description("a new admin token, the operator's break-glass credential (printed once); only here, on the vault host (--data), with the vault stopped when it uses LevelDB"))
     .requiredOption('--name <name>', 'who or what uses it')
+    .option('--url <url>', 'refused: admin tokens are never made over the admin API')
+    .addOption(new Option('--token <token>').hideHelp())
+    .addOption(new Option('--ca <file>').hideHelp())
+    .addOption(new Option('--insecure').hideHelp())
     .option('--role <role...>', 'roles (default admin)')
     .option('--json', 'print JSON')
     .action(act((o) => tokenCreateCommand(io, o)))
   target(token.command('list').description('admin tokens (--data), or with --url your own tokens (--store: those of a store\'s people)'))
     .option('--store <id>', "with --url: the tokens of this store's people (token.manage)")
     .action(act((o) => (o.url || io.env.VAULT_URL ? adm.remoteTokenList(io, o) : tokenListCommand(io, o))))
-  target(token.command('revoke').description('revoke a token by the id token list shows'))
-    .requiredOption('--id <id>', 'token id (with --data, a prefix is enough)')
-    .action(act((o) => (o.url || io.env.VAULT_URL ? adm.remoteTokenRevoke(io, o) : tokenRevokeCommand(io, o))))
+  target(token.command('revoke').description('revoke a token by the id token list shows (audited)'))
+    .requiredOption('--id <id>', 'token id (12 hex digits; a unique prefix of 4 or more of your own tokens is enough)')
+    .action(act((o) => adm.tokenRevoke(io, o)))
 
   const audit = program.command('audit').description('the audit log: every admin action, in a hash chain')
   const auditFilters = (c: Command): Command =>

@@ -73,6 +73,14 @@ export interface ProvisionerDeps {
   hook?: { command: string | readonly string[]; timeoutMs: number }
   checkpoints: CheckpointStore
   keys: DeviceKeyPort
+  /**
+   * `device` (default): the serial-request proposes the serial `detectSerial`
+   * finds. `assign`: the model's serials are assigned by the vault, so the
+   * request proposes none and `detectSerial` is never called (no source
+   * needed); the vault binds the number it draws to the device key, and
+   * answers every later request of that key with the same serial.
+   */
+  serialPolicy?: 'device' | 'assign'
   detectSerial: () => Promise<DetectedSerialInfo>
   hardwareInfo?: () => Promise<Record<string, string>>
   client: VaultClient
@@ -272,7 +280,7 @@ export class Provisioner {
     const detected = await this.#detect()
     const hardware = d.registration.hardware ? { ...(d.hardwareInfo ? await d.hardwareInfo() : {}), 'serial-source': detected.source } : undefined
     const body = formatRequestBody({
-      serial: cp.serial!,
+      ...(cp.serial !== undefined ? { serial: cp.serial } : {}),
       ...(hardware ? { hardware } : {}),
       ...(Object.keys(d.registration.extra).length > 0 ? { extra: d.registration.extra } : {}),
       ...(d.registration.telemetry ? { telemetry: this.#telemetry() } : {}),
@@ -281,7 +289,7 @@ export class Provisioner {
       brandId: d.brand,
       model: d.model,
       requestId: cp.requestId!,
-      serial: cp.serial!,
+      ...(cp.serial !== undefined ? { serial: cp.serial } : {}),
       body,
       key,
       ...(d.modelAssertion ? { modelAssertion: d.modelAssertion } : {}),
@@ -292,7 +300,7 @@ export class Provisioner {
     cp.serialLocked = true
     cp.polls = 0
     await this.#transition('request-signed')
-    logEvent(this.#log, 'info', 'provision.step.completed', { step: 'serial-request', serial: cp.serial, requestId: cp.requestId })
+    logEvent(this.#log, 'info', 'provision.step.completed', { step: 'serial-request', ...(cp.serial !== undefined ? { serial: cp.serial } : { serialSource: 'vault' }), requestId: cp.requestId })
     await this.#pause('serial-request-signed')
   }
 
@@ -395,9 +403,15 @@ export class Provisioner {
    * The proposed serial: detected while nothing may have been issued for it;
    * once a serial-request carrying it was signed, the recorded one stays
    * (a changed detection is logged, and `reset --yes` is how to change it).
+   * Under the assign policy there is none: source `vault`, nothing read.
    */
-  async #detect(): Promise<DetectedSerialInfo> {
+  async #detect(): Promise<{ serial?: string; source: string }> {
     const cp = this.#cp
+    if (this.#d.serialPolicy === 'assign') {
+      delete cp.serial
+      cp.serialSource = 'vault'
+      return { source: 'vault' }
+    }
     if (cp.serialLocked && cp.serial !== undefined) return { serial: cp.serial, source: cp.serialSource ?? 'recorded' }
     const t0 = this.#d.clock.monotonic()
     const found = await this.#d.detectSerial()
@@ -576,6 +590,11 @@ export class Provisioner {
     const problems: string[] = []
     if (cp.brand !== undefined && cp.brand !== this.#d.brand) problems.push(`brand: the state directory belongs to brand ${cp.brand}, the configuration says ${this.#d.brand}`)
     if (cp.model !== undefined && cp.model !== this.#d.model) problems.push(`model: the state directory belongs to model ${cp.model}, the configuration says ${this.#d.model}`)
+    // A serial-request may have gone out under the other policy: its answer would be a serial the configuration did not ask for.
+    const assign = this.#d.serialPolicy === 'assign'
+    if (cp.serialLocked && cp.state !== 'provisioned' && assign !== (cp.serialSource === 'vault')) {
+      problems.push(`serial.policy: the state directory's serial-request was made under policy ${assign ? 'device' : 'assign'}, the configuration says ${assign ? 'assign' : 'device'}`)
+    }
     if (problems.length > 0) {
       throw new AgentError('SV_AGENT_CONFIG_INVALID', `${problems.join('; ')} (device-agent reset --yes starts over)`, { details: { problems } })
     }

@@ -44,7 +44,8 @@ export function parseRequest<T extends z.ZodType>(schema: T, body: unknown): z.i
 
 // --- requests --------------------------------------------------------------------------------
 
-export const CreateBrandRequest = z.object({ id: z.string().min(2).max(32), displayName: z.string().min(1).max(200), storeId: storeId.optional() }).strict()
+/** `rootId`: the account id of the vault-held root when this brand is the first and the root is made now (ignored once a root exists). */
+export const CreateBrandRequest = z.object({ id: z.string().min(2).max(32), displayName: z.string().min(1).max(200), storeId: storeId.optional(), rootId: z.string().min(2).max(32).optional() }).strict()
 export const ImportBrandRequest = z
   .object({
     pem,

@@ -6,11 +6,11 @@
  * is checked by snapd's own code (snapd-check verify).
  */
 import test from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { startTestVault, type TestVault } from '../../helpers/vault.js'
+import { PI_MODEL_HEADERS, startTestVault, type TestVault } from '../../helpers/vault.js'
 import { runSnapdCheck } from '../../helpers/snapd-check.js'
 import { runAgent } from '../helpers/agent-process.js'
 
@@ -67,6 +67,20 @@ test('mqtt: the agent provisions through Mosquitto (MQTT 3.1.1), snapd verifies 
 
 test('mqtt: the agent provisions through Mosquitto with MQTT 5 (response topic, correlation data)', async (t) => {
   await provisionAndVerify(t, external, MOSQUITTO, 'MQ-EXT-5', ['--mqtt-version', '5'])
+})
+
+test('mqtt: a model whose serials the vault assigns: --serial-policy assign with no serial source, the assigned serial comes back over MQTT', async (t) => {
+  await embedded.vault.services.models.create({ brandId: 'acme-brand', name: 'acme-mq-assigned', apiKeys: [embedded.apiKey], headers: PI_MODEL_HEADERS, serialPolicy: { kind: 'assign', template: 'MQA-{n:4}', start: 1 } })
+  const root = join(work, 'assign-root')
+  await mkdir(root, { recursive: true })
+  const stateDir = join(work, 'assign')
+  const r = await runAgent(['provision', '--once', '--transport', 'mqtt', '--broker', embedded.vault.mqttUrl!, '--api-key', embedded.apiKey, '--brand', 'acme-brand', '--model', 'acme-mq-assigned', '--serial-policy', 'assign', '--trusted', embedded.trusted, '--state-dir', stateDir, '--key-bits', '2048'], { timeoutMs: 90_000, env: { AGENT_SERIAL_ROOT: root } })
+  t.is(r.code, 0, r.stderr)
+  t.regex(r.stdout, /^provisioned: acme-brand\/acme-mq-assigned serial MQA-0001\n/)
+  const check = await runSnapdCheck(['verify', '--trusted', embedded.trusted, '--chain', join(stateDir, 'chain.assert'), join(stateDir, 'serial.assert')])
+  t.is(check.code, 0, check.stdout + check.stderr)
+  const log = (await embedded.vault.store.signingLog.query({ serial: 'MQA-0001', limit: 10 })).entries
+  t.deepEqual(log.map((e) => [e.outcome, e.transport, e.model]), [['issued', 'mqtt', 'acme-mq-assigned']])
 })
 
 test('mqtt: a wrong API key is refused by the embedded broker: exit 1 with the refusal recorded', async (t) => {

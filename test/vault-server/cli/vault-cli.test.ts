@@ -101,8 +101,9 @@ test('brand import: the vectors brand imports; a key that is not the account-key
   const brands = JSON.parse((await cli(['brand', 'list', '--data', data, '--json'])).stdout) as { brands: unknown[] }
   t.deepEqual(brands, { brands: [{ id: 'acme-brand', displayName: 'ACME Devices Inc.', origin: 'imported', keys: [{ keyId: keyId('brand'), name: 'default', enabled: true }] }] })
   // trust: no vault root here, the brand's chain only with --brand
+  // (through the admin API, as with --url: the vault's 404 is "the answer is no", exit 1)
   const noRoot = await cli(['trust', 'export', '--data', data])
-  t.is(noRoot.code, 2)
+  t.is(noRoot.code, 1)
   t.regex(noRoot.stderr, /\(SV_BRAND_UNKNOWN\)/)
   const out = join(data, 'trust.assert')
   ok(t, await cli(['trust', 'export', '--data', data, '--brand', 'acme-brand', '--out', out]), 'trust export')
@@ -148,13 +149,14 @@ test('model add: --headers YAML and --serial-policy assign:ACME-{n:6}; model lis
   t.is(m!.headerString('base'), 'core22')
   t.is(m!.signKeyId, keyId('brand'))
 
-  for (const [args, code] of [
-    [['--serial-policy', 'assign:NO-PLACEHOLDER'], 'SV_REQUEST_INVALID'],
-    [['--model', 'acme-yaml'], 'SV_MODEL_EXISTS'],
-    [['--brand', 'nobody'], 'SV_BRAND_UNKNOWN'],
+  // bad input is exit 2; a conflict or an unknown brand is the vault's "no", exit 1 (as with --url)
+  for (const [args, code, exit] of [
+    [['--serial-policy', 'assign:NO-PLACEHOLDER'], 'SV_REQUEST_INVALID', 2],
+    [['--model', 'acme-yaml'], 'SV_MODEL_EXISTS', 1],
+    [['--brand', 'nobody'], 'SV_BRAND_UNKNOWN', 1],
   ] as const) {
     const bad = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-bad', '--headers', headers, ...args])
-    t.is(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`)
+    t.is(bad.code, exit, `${args.join(' ')}: ${bad.stderr}`)
     t.true(bad.stderr.includes(`(${code})`), bad.stderr)
   }
   const dup = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-bad', '--duplicates', 'sometimes'])
@@ -371,14 +373,28 @@ test('token create, list and revoke', async (t) => {
 
   const unknown = await cli(['token', 'revoke', '--data', data, '--id', 'ffffffffffff'])
   t.is(unknown.code, 1)
-  t.regex(unknown.stderr, /no token with id/)
-  const revoked = await cli(['token', 'revoke', '--data', data, '--id', ci.id])
+  t.regex(unknown.stderr, /404.*\(SV_TOKEN_NOT_FOUND\)/)
+  const unknownPrefix = await cli(['token', 'revoke', '--data', data, '--id', 'ffff'])
+  t.is(unknownPrefix.code, 1)
+  t.regex(unknownPrefix.stderr, /no token with id ffff/)
+  const notAnId = await cli(['token', 'revoke', '--data', data, '--id', 'ci'])
+  t.is(notAnId.code, 2)
+  const revoked = await cli(['token', 'revoke', '--data', data, '--id', ci.id.slice(0, 6)])
   ok(t, revoked, 'token revoke')
-  t.is(revoked.stdout, 'revoked ci\n')
+  t.is(revoked.stdout, `revoked ci (${ci.id})\n`)
   t.deepEqual(
     (JSON.parse((await cli(['token', 'list', '--data', data, '--json'])).stdout) as { tokens: { name: string }[] }).tokens.map((x) => x.name),
     ['init'],
   )
+  // both are in the audit log, as the operator on the host (cli), without the secret
+  const audit = await cli(['audit', 'query', '--data', data, '--action', 'token.', '--json'])
+  ok(t, audit, 'audit query')
+  t.false(audit.stdout.includes(tok.token))
+  const entries = (JSON.parse(audit.stdout) as { entries: { action: string; outcome: string; actor: { kind: string }; target: { id: string } }[] }).entries
+  t.deepEqual(entries.map((e) => [e.action, e.outcome, e.actor.kind, e.target.id]), [
+    ['token.created', 'ok', 'cli', ci.id],
+    ['token.revoked', 'ok', 'cli', ci.id],
+  ])
 })
 
 // --- errors and usage ----------------------------------------------------------------------------

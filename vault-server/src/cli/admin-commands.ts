@@ -154,9 +154,22 @@ export function remoteTokenList(io: CliIo, f: TargetFlags & { json?: boolean; st
   })
 }
 
-export function remoteTokenRevoke(io: CliIo, f: TargetFlags & { json?: boolean; id: string }): Promise<number> {
+/**
+ * Revokes a token by the id `token list` shows (12 hex digits); a unique
+ * prefix of one of the caller's unrevoked tokens (the operator: the admin
+ * tokens) is enough. Audited as token.revoked: over --url as the caller, with
+ * --data as the cli operator.
+ */
+export function tokenRevoke(io: CliIo, f: TargetFlags & { json?: boolean; id: string }): Promise<number> {
+  if (!/^[0-9a-f]{4,12}$/.test(f.id)) throw new CliError(`--id ${f.id}: a token id is 12 hex digits (token list shows them); 4 or more of them are enough`)
   return withAdmin(io, f, async (t) => {
-    const r = await adminJson<{ token: AdminWire.TokenWire }>(t, 'DELETE', `admin/tokens/${enc(f.id)}`)
+    let id = f.id
+    if (id.length < 12) {
+      const mine = (await adminJson<{ tokens: AdminWire.TokenWire[] }>(t, 'GET', 'admin/tokens')).tokens.filter((x) => x.revokedAt === undefined && x.id.startsWith(id))
+      if (mine.length !== 1) throw new CliError(mine.length === 0 ? `no token with id ${f.id}` : `id ${f.id} is ambiguous: give more of it`, EXIT.FAILED)
+      id = mine[0]!.id
+    }
+    const r = await adminJson<{ token: AdminWire.TokenWire }>(t, 'DELETE', `admin/tokens/${enc(id)}`)
     print(io, f.json, r, () => `revoked ${r.token.name} (${r.token.id})\n`)
     return EXIT.OK
   })

@@ -7,11 +7,13 @@
  * both ways run the same routes, checks and audit entries.
  */
 import { userInfo } from 'node:os'
+import { VaultError } from '@sv/shared'
+import type { VaultConfig } from '../config.js'
 import { createApp } from '../app.js'
 import { listen } from '../http/server.js'
 import { openVault } from '../vault.js'
 import type { AdminTarget } from './admin-client.js'
-import { CliError, type CliIo } from './io.js'
+import { CliError, EXIT, type CliIo } from './io.js'
 import { quietLogger, resolveConfig, progressTo, type GlobalFlags } from './vault-commands.js'
 
 export interface TargetFlags extends GlobalFlags {
@@ -21,7 +23,8 @@ export interface TargetFlags extends GlobalFlags {
   insecure?: boolean
 }
 
-function cliUser(): string {
+/** The operator's login name on the vault host, for the audit actor `cli`. */
+export function cliUser(): string {
   try {
     return userInfo().username || 'unknown'
   } catch {
@@ -40,7 +43,9 @@ export async function withAdmin<T>(io: CliIo, f: TargetFlags, fn: (t: AdminTarge
   }
   if (!f.data && !io.env.VAULT_DATA_DIR) throw new CliError('give --url URL --token T (a running vault) or --data DIR (on the vault host, with the vault stopped when it uses LevelDB)')
   const config = resolveConfig(io, f)
-  const v = await openVault(config, quietLogger(config), { workers: 1, onProgress: progressTo(io) })
+  const v = await openVault(config, quietLogger(config), { workers: 1, onProgress: progressTo(io) }).catch((e: unknown) => {
+    throw lockedHint(config, e)
+  })
   try {
     const app = createApp({ config: { ...config, tls: { ...config.tls, plainHttp: true } }, log: quietLogger(config), metrics: v.metrics, services: v.services, admission: v.admission })
     const server = await listen(app, { host: '127.0.0.1', port: 0 })
@@ -54,4 +59,20 @@ export async function withAdmin<T>(io: CliIo, f: TargetFlags, fn: (t: AdminTarge
   } finally {
     await v.close()
   }
+}
+
+/**
+ * A data directory whose LevelDB is held by a running vault (one process
+ * only): the one-line way out, `--url` with the address the configuration
+ * serves on. `adminTokens`: for `token create`, which has no --url (admin
+ * tokens are made on the vault host only): stop the vault instead. Other
+ * errors pass through.
+ */
+export function lockedHint(config: VaultConfig, e: unknown, o: { adminTokens?: boolean } = {}): unknown {
+  if (!(e instanceof VaultError) || e.code !== 'SV_STORE_UNAVAILABLE' || e.details?.reason !== 'locked') return e
+  const url = `${config.tls.plainHttp ? 'http' : 'https'}://${config.listen}/v1/`
+  const msg = o.adminTokens
+    ? `${config.dataDir} is in use by a running vault (SV_STORE_UNAVAILABLE): admin tokens are made only on the vault host with the vault stopped (LevelDB allows one process); stop it and run this again, or use the PostgreSQL store`
+    : `${config.dataDir} is in use by a running vault (SV_STORE_UNAVAILABLE): run this command against it with --url ${url} --token TOKEN (or VAULT_URL and VAULT_TOKEN)`
+  return new CliError(msg, EXIT.UNAVAILABLE)
 }

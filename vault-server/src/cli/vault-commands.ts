@@ -1,9 +1,11 @@
 /**
- * The vault's own commands: init, brand, model, key, token, trust, serve and
- * demo work on a data directory (`--data DIR`); log query/export talk to a
- * running vault's admin API (`--url`, `--token`). Output for people on
- * stdout, `--json` for scripts; secrets (admin tokens, API keys) are printed
- * once, at creation, and never again.
+ * The vault's own commands. init, serve, demo and the admin-token commands
+ * work on a data directory (`--data DIR`); brand, key, model and trust go
+ * through the admin API, of a running vault (`--url`, `--token`) or of the
+ * data directory opened in this process (`--data`, admin-target.ts), so both
+ * ways run the same checks and write the same audit entries. Output for
+ * people on stdout, `--json` for scripts; secrets (admin tokens, API keys)
+ * are printed once, at creation, and never again.
  */
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
@@ -15,12 +17,15 @@ import { loadVaultConfig, printableConfig, dataPaths, type VaultConfig } from '.
 import { createLogger, type Logger } from '../logger.js'
 import { generateMasterKeyFile } from '../keys/master-key.js'
 import { generateSelfSigned } from '../tls.js'
-import { openVault, startVault, type VaultCore } from '../vault.js'
+import type { AdminWire } from '@sv/shared'
+import { openVault, startVault } from '../vault.js'
+import { tokenId, type TokenRecord } from '../store/store.js'
+import { auditView } from '../services/admin/audit.js'
 import { openStore } from '../store/open-store.js'
 import { storeConfig } from '../vault.js'
 import { parseSerialPolicyFlag } from '../services/serial-template.js'
-import { modelView } from '../services/admin/views.js'
-import type { DuplicatePolicy } from '../store/store.js'
+import { adminJson, adminRequest } from './admin-client.js'
+import { cliUser, lockedHint, withAdmin, type TargetFlags } from './admin-target.js'
 import { CliError, EXIT, type CliIo } from './io.js'
 
 export interface GlobalFlags {
@@ -71,15 +76,14 @@ export function quietLogger(config: VaultConfig): Logger {
   return createLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr as never)
 }
 
-async function withVault<T>(io: CliIo, f: GlobalFlags, fn: (v: VaultCore) => Promise<T>): Promise<T> {
-  const config = resolveConfig(io, f)
-  const v = await openVault(config, quietLogger(config), { workers: 1, onProgress: progressTo(io) })
-  try {
-    return await fn(v)
-  } finally {
-    await v.close()
-  }
+/** The store of the data directory, for the admin-token commands (with the one-line hint when a running vault holds it). */
+async function openDataStore(config: VaultConfig, o: { adminTokens?: boolean } = {}): ReturnType<typeof openStore> {
+  return openStore(storeConfig(config)).catch((e: unknown) => {
+    throw lockedHint(config, e, o)
+  })
 }
+
+const enc = encodeURIComponent
 
 /** Progress of key generation on stderr: one line per key, updated each second. */
 export function progressTo(io: CliIo): (what: string, ms: number) => void {
@@ -169,17 +173,34 @@ export async function initCommand(io: CliIo, f: GlobalFlags & { tlsName?: string
 
 // --- brands, keys, trust ----------------------------------------------------------------
 
-export async function brandCreateCommand(io: CliIo, f: GlobalFlags & { id: string; displayName: string; rootId?: string; json?: boolean }): Promise<number> {
-  return withVault(io, f, async (v) => {
-    if (f.rootId) await v.services.brands.ensureRoot(f.rootId)
-    const { brand, key } = await v.services.brands.createBrand({ id: f.id, displayName: f.displayName })
-    const rootId = await v.services.brands.rootId()
-    out(io, f.json, { brand: brand.id, displayName: brand.displayName, keyId: key.keyId, rootId }, `created brand ${brand.id} ("${brand.displayName}") under the vault root ${rootId}\n  signing key ${key.keyId} (RSA ${key.bits})\n  devices need the trust anchors: vault-server trust export --data DIR\n`)
+export async function brandCreateCommand(io: CliIo, f: TargetFlags & { id: string; displayName: string; rootId?: string; json?: boolean }): Promise<number> {
+  return withAdmin(io, f, async (t) => {
+    const r = await adminJson<{ brand: { id: string; displayName: string }; key: AdminWire.KeyWire; rootId: string }>(t, 'POST', 'admin/brands', { id: f.id, displayName: f.displayName, ...(f.rootId ? { rootId: f.rootId } : {}) })
+    out(io, f.json, { brand: r.brand.id, displayName: r.brand.displayName, keyId: r.key.keyId, rootId: r.rootId }, `created brand ${r.brand.id} ("${r.brand.displayName}") under the vault root ${r.rootId}\n  signing key ${r.key.keyId} (RSA ${r.key.bits})\n  devices need the trust anchors: vault-server trust export\n`)
     return EXIT.OK
   })
 }
 
-export async function brandImportCommand(io: CliIo, f: GlobalFlags & { key: string; account: string; accountKey: string; trusted?: string[]; chain?: string[]; skipChainCheck?: boolean; json?: boolean }): Promise<number> {
+const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost'])
+
+/**
+ * Imports a store-registered brand with its private key. Over --url the key
+ * travels in the request body (never in an answer, a log line or the audit
+ * log), so only over TLS, or plain HTTP to this host (the --data way); the
+ * vault seals it under its master key at once, so no clear copy of the key
+ * needs to sit on the vault host.
+ */
+export async function brandImportCommand(io: CliIo, f: TargetFlags & { key: string; account: string; accountKey: string; trusted?: string[]; chain?: string[]; skipChainCheck?: boolean; json?: boolean }): Promise<number> {
+  const url = f.url ?? io.env.VAULT_URL
+  if (url) {
+    let u: URL | undefined
+    try {
+      u = new URL(url)
+    } catch {
+      // adminRequest reports it
+    }
+    if (u && u.protocol !== 'https:' && !LOOPBACK.has(u.hostname)) throw new CliError(`brand import sends the brand's private key: use an https:// --url (not ${u.protocol}//${u.host}), or run it on the vault host with --data`)
+  }
   const read = async (p: string, what: string) => {
     try {
       return await readFile(p, 'utf8')
@@ -191,47 +212,54 @@ export async function brandImportCommand(io: CliIo, f: GlobalFlags & { key: stri
     pem: await read(f.key, 'key'),
     account: await read(f.account, 'account assertion'),
     accountKey: await read(f.accountKey, 'account-key assertion'),
-    trusted: await Promise.all((f.trusted ?? []).map((p) => read(p, 'trusted file'))),
-    chain: await Promise.all((f.chain ?? []).map((p) => read(p, 'chain file'))),
+    ...(f.trusted?.length ? { trusted: await Promise.all(f.trusted.map((p) => read(p, 'trusted file'))) } : {}),
+    ...(f.chain?.length ? { chain: await Promise.all(f.chain.map((p) => read(p, 'chain file'))) } : {}),
     ...(f.skipChainCheck ? { skipChainCheck: true } : {}),
   }
   if (f.skipChainCheck) io.err('vault-server: warning: --skip-chain-check: the brand assertions are not checked against a trusted root\n')
-  return withVault(io, f, async (v) => {
-    const { brand, key } = await v.services.brands.importBrand(input)
-    out(io, f.json, { brand: brand.id, keyId: key.keyId }, `imported brand ${brand.id} with signing key ${key.keyId} (RSA ${key.bits})\n`)
+  return withAdmin(io, f, async (t) => {
+    const r = await adminJson<{ brand: { id: string }; key: AdminWire.KeyWire }>(t, 'POST', 'admin/brands/import', input)
+    out(io, f.json, { brand: r.brand.id, keyId: r.key.keyId }, `imported brand ${r.brand.id} with signing key ${r.key.keyId} (RSA ${r.key.bits})\n`)
     return EXIT.OK
   })
 }
 
-export async function brandListCommand(io: CliIo, f: GlobalFlags & { json?: boolean }): Promise<number> {
-  return withVault(io, f, async (v) => {
-    const brands = await v.services.brands.listBrands()
-    const keys = await v.keys.listKeys()
+export async function brandListCommand(io: CliIo, f: TargetFlags & { json?: boolean }): Promise<number> {
+  return withAdmin(io, f, async (t) => {
+    const { brands } = await adminJson<{ brands: Array<{ id: string; displayName: string; origin: string }> }>(t, 'GET', 'admin/brands')
+    const { keys } = await adminJson<{ keys: AdminWire.KeyWire[] }>(t, 'GET', 'admin/keys')
     const rows = brands.map((b) => ({ id: b.id, displayName: b.displayName, origin: b.origin, keys: keys.filter((k) => k.accountId === b.id).map((k) => ({ keyId: k.keyId, name: k.name, enabled: k.enabled })) }))
     out(io, f.json, { brands: rows }, rows.map((b) => `${b.id}\t${b.origin}\t${b.displayName}\n${b.keys.map((k) => `  key ${k.keyId} ${k.name}${k.enabled ? '' : ' (disabled)'}\n`).join('')}`).join('') || 'no brands\n')
     return EXIT.OK
   })
 }
 
-export async function keyListCommand(io: CliIo, f: GlobalFlags & { json?: boolean; account?: string }): Promise<number> {
-  return withVault(io, f, async (v) => {
-    const keys = (await v.keys.listKeys(f.account)).map((k) => ({ keyId: k.keyId, accountId: k.accountId, purpose: k.purpose, name: k.name, bits: k.bits, enabled: k.enabled }))
+export async function keyListCommand(io: CliIo, f: TargetFlags & { json?: boolean; account?: string }): Promise<number> {
+  return withAdmin(io, f, async (t) => {
+    // every key the caller may read, then the account (a brand or the vault root) picked here
+    const r = await adminJson<{ keys: AdminWire.KeyWire[] }>(t, 'GET', 'admin/keys')
+    const keys = r.keys.filter((k) => f.account === undefined || k.accountId === f.account).map((k) => ({ keyId: k.keyId, accountId: k.accountId, purpose: k.purpose, name: k.name, bits: k.bits, enabled: k.enabled }))
     out(io, f.json, { keys }, keys.map((k) => `${k.keyId}\t${k.accountId}\t${k.purpose}\t${k.name}\tRSA ${k.bits}\t${k.enabled ? 'enabled' : 'disabled'}\n`).join('') || 'no keys\n')
     return EXIT.OK
   })
 }
 
-export async function keySetEnabledCommand(io: CliIo, f: GlobalFlags & { keyId: string }, enabled: boolean): Promise<number> {
-  return withVault(io, f, async (v) => {
-    await v.keys.setEnabled(f.keyId, { enabled })
-    io.out(`${f.keyId} ${enabled ? 'enabled' : 'disabled'}\n`)
+/** Enables or disables a signing key (a reason is required to disable; a key a model signs with is refused, SV_KEY_IN_USE). */
+export async function keySetEnabledCommand(io: CliIo, f: TargetFlags & { keyId: string; reason?: string; json?: boolean }, enabled: boolean): Promise<number> {
+  if (!enabled && !f.reason) throw new CliError('key disable: --reason TEXT is required (it goes into the audit log)')
+  return withAdmin(io, f, async (t) => {
+    const r = await adminJson<{ key: AdminWire.KeyWire }>(t, 'POST', `admin/keys/${enc(f.keyId)}/${enabled ? 'enable' : 'disable'}`, f.reason ? { reason: f.reason } : {})
+    out(io, f.json, r, `${r.key.keyId} ${r.key.enabled ? 'enabled' : 'disabled'}\n`)
     return EXIT.OK
   })
 }
 
-export async function trustExportCommand(io: CliIo, f: GlobalFlags & { brand?: string; out?: string }): Promise<number> {
-  return withVault(io, f, async (v) => {
-    const stream = await v.services.brands.trustExport(f.brand)
+export async function trustExportCommand(io: CliIo, f: TargetFlags & { brand?: string; out?: string }): Promise<number> {
+  return withAdmin(io, f, async (t) => {
+    const res = await adminRequest(t, 'GET', `admin/trust${f.brand ? `?brand=${enc(f.brand)}` : ''}`)
+    const chunks: Buffer[] = []
+    for await (const c of res) chunks.push(c as Buffer)
+    const stream = Buffer.concat(chunks)
     if (f.out) await writeFile(f.out, stream)
     else io.out(stream.toString('utf8'))
     return EXIT.OK
@@ -242,7 +270,7 @@ export async function trustExportCommand(io: CliIo, f: GlobalFlags & { brand?: s
 
 export async function modelAddCommand(
   io: CliIo,
-  f: GlobalFlags & { brand: string; model: string; apiKey?: string[]; serialPolicy?: string; duplicates?: string; headers?: string; key?: string; json?: boolean },
+  f: TargetFlags & { brand: string; model: string; apiKey?: string[]; serialPolicy?: string; duplicates?: string; headers?: string; key?: string; json?: boolean },
 ): Promise<number> {
   let headers: Record<string, HeaderValue> | undefined
   if (f.headers) {
@@ -262,15 +290,16 @@ export async function modelAddCommand(
     headers = stringify(parsed) as Record<string, HeaderValue>
   }
   if (f.duplicates && f.duplicates !== 'refuse' && f.duplicates !== 'reissue') throw new CliError('--duplicates must be refuse or reissue')
-  const serialPolicy = f.serialPolicy ? parseSerialPolicyFlag(f.serialPolicy) : undefined
-  return withVault(io, f, async (v) => {
-    const { model, apiKeys } = await v.services.models.create({
+  // checked here too, so a typo is exit 2 before anything is sent
+  if (f.serialPolicy) parseSerialPolicyFlag(f.serialPolicy)
+  return withAdmin(io, f, async (t) => {
+    const { model, apiKeys } = await adminJson<{ model: AdminWire.ModelWire; apiKeys: string[] }>(t, 'POST', 'admin/models', {
       brandId: f.brand,
       name: f.model,
       ...(f.key ? { signingKeyId: f.key } : {}),
       ...(f.apiKey?.length ? { apiKeys: f.apiKey } : {}),
-      ...(serialPolicy ? { serialPolicy } : {}),
-      ...(f.duplicates ? { duplicatePolicy: f.duplicates as DuplicatePolicy } : {}),
+      ...(f.serialPolicy ? { serialPolicy: f.serialPolicy } : {}),
+      ...(f.duplicates ? { duplicates: f.duplicates } : {}),
       ...(headers ? { headers } : {}),
     })
     const generated = !f.apiKey?.length
@@ -291,60 +320,62 @@ function stringify(v: unknown): unknown {
   return v
 }
 
-export async function modelListCommand(io: CliIo, f: GlobalFlags & { brand?: string; json?: boolean }): Promise<number> {
-  return withVault(io, f, async (v) => {
-    const models = (await v.services.models.list(f.brand ? { brandId: f.brand } : {})).map((m) => {
-      const view = modelView(m)
-      return { brand: m.brandId, model: m.name, storeId: m.storeId, assertionNamesStore: view.assertionNamesStore, signingKeyId: m.signingKeyId, serialPolicy: m.serialPolicy, duplicatePolicy: m.duplicatePolicy, apiKeys: m.apiKeyHashes.length, revision: m.revision }
-    })
+export async function modelListCommand(io: CliIo, f: TargetFlags & { brand?: string; json?: boolean }): Promise<number> {
+  return withAdmin(io, f, async (t) => {
+    const r = await adminJson<{ models: AdminWire.ModelWire[] }>(t, 'GET', `admin/models${f.brand ? `?brand=${enc(f.brand)}` : ''}`)
+    const models = r.models.map((m) => ({ brand: m.brandId, model: m.name, storeId: m.storeId, assertionNamesStore: m.assertionNamesStore, signingKeyId: m.signingKeyId, serialPolicy: m.serialPolicy, duplicatePolicy: m.duplicatePolicy, apiKeys: m.apiKeyHashes.length, revision: m.revision }))
     out(io, f.json, { models }, models.map((m) => `${m.brand}/${m.model}\tstore ${m.storeId}${m.assertionNamesStore ? '' : ' (assertion not re-signed for it yet)'}\t${m.serialPolicy.kind}\t${m.duplicatePolicy}\tkey ${m.signingKeyId}\n`).join('') || 'no models\n')
     return EXIT.OK
   })
 }
 
-export async function modelShowCommand(io: CliIo, f: GlobalFlags & { brand: string; model: string }): Promise<number> {
-  return withVault(io, f, async (v) => {
-    io.out((await v.services.models.get(f.brand, f.model)).modelAssertion)
+export async function modelShowCommand(io: CliIo, f: TargetFlags & { brand: string; model: string; json?: boolean }): Promise<number> {
+  return withAdmin(io, f, async (t) => {
+    const r = await adminJson<{ model: AdminWire.ModelWire }>(t, 'GET', `admin/models/${enc(f.brand)}/${enc(f.model)}`)
+    io.out(f.json ? `${JSON.stringify(r, null, 2)}\n` : r.model.modelAssertion)
     return EXIT.OK
   })
 }
 
 // --- tokens ------------------------------------------------------------------------
 
-export async function tokenCreateCommand(io: CliIo, f: GlobalFlags & { name: string; role?: string[]; json?: boolean }): Promise<number> {
+/**
+ * A new admin token, audited as token.created by the cli operator (never the
+ * secret: its id and name). Issue 8: the break-glass credential is never
+ * made over the network, only here, with the data directory opened in this
+ * process.
+ */
+export async function tokenCreateCommand(io: CliIo, f: GlobalFlags & { name: string; role?: string[]; json?: boolean; url?: string }): Promise<number> {
+  if (f.url) throw new CliError('token create makes an admin token, only on the vault host: give --data DIR, not --url (people make personal tokens in the dashboard)')
   const config = resolveConfig(io, f)
-  const store = await openStore(storeConfig(config))
+  const v = await openVault(config, quietLogger(config), { workers: 1, onProgress: progressTo(io) }).catch((e: unknown) => {
+    throw lockedHint(config, e, { adminTokens: true })
+  })
   try {
-    const token = newToken()
-    const roles = f.role?.length ? f.role : ['admin']
-    await store.tokens.put({ hash: hashToken(token), kind: 'admin', name: f.name, roles, createdAt: Date.now() })
-    out(io, f.json, { name: f.name, roles, token }, `token ${f.name} (${roles.join(', ')}), shown once:\n  ${token}\n`)
-    return EXIT.OK
+    const core = v.services.admin.core
+    const cred = core.d.access.cliCredential(cliUser())
+    try {
+      const operator = await core.d.access.authenticate({ authorization: `Bearer ${cred.token}`, method: 'POST' })
+      const token = newToken()
+      const roles = f.role?.length ? f.role : ['admin']
+      const record: TokenRecord = { hash: hashToken(token), kind: 'admin', name: f.name, roles, createdAt: Date.now() }
+      await core.d.store.tokens.put(record, core.seal(operator, { transport: 'cli' }, { action: 'token.created', target: { type: 'token', id: tokenId(record.hash) }, after: auditView('token', { ...record }) }))
+      out(io, f.json, { name: f.name, roles, token }, `token ${f.name} (${roles.join(', ')}), shown once:\n  ${token}\n`)
+      return EXIT.OK
+    } finally {
+      cred.forget()
+    }
   } finally {
-    await store.close()
+    await v.close()
   }
 }
 
 export async function tokenListCommand(io: CliIo, f: GlobalFlags & { json?: boolean }): Promise<number> {
   const config = resolveConfig(io, f)
-  const store = await openStore(storeConfig(config))
+  const store = await openDataStore(config)
   try {
     const tokens = (await store.tokens.list()).filter((t) => t.revokedAt === undefined).map((t) => ({ name: t.name, roles: t.roles, id: t.hash.slice(0, 12), createdAt: new Date(t.createdAt).toISOString() }))
     out(io, f.json, { tokens }, tokens.map((t) => `${t.id}\t${t.name}\t${t.roles.join(',')}\t${t.createdAt}\n`).join('') || 'no tokens\n')
-    return EXIT.OK
-  } finally {
-    await store.close()
-  }
-}
-
-export async function tokenRevokeCommand(io: CliIo, f: GlobalFlags & { id: string }): Promise<number> {
-  const config = resolveConfig(io, f)
-  const store = await openStore(storeConfig(config))
-  try {
-    const match = (await store.tokens.list()).filter((t) => t.hash.startsWith(f.id) && t.revokedAt === undefined)
-    if (match.length !== 1) throw new CliError(match.length === 0 ? `no token with id ${f.id}` : `id ${f.id} is ambiguous`, EXIT.FAILED)
-    await store.tokens.revoke(match[0]!.hash, { at: Date.now(), by: 'cli' })
-    io.out(`revoked ${match[0]!.name}\n`)
     return EXIT.OK
   } finally {
     await store.close()

@@ -40,12 +40,14 @@ export class CatalogOps {
       .map((b) => ({ id: b.id, displayName: b.displayName, origin: b.origin, createdAt: new Date(b.createdAt).toISOString(), ...(tree.baseOf(b.id) ? { baseStore: tree.baseOf(b.id)!.id } : {}) }))
   }
 
-  async createBrand(p: Principal, ctx: RequestContext, input: AdminWire.CreateBrandRequest): Promise<{ brand: Record<string, unknown>; key: AdminWire.KeyWire; store: AdminWire.StoreWire }> {
+  /** A brand under the vault root (made now, named `rootId` when given, if there is none yet); resolves with the root's account id too. */
+  async createBrand(p: Principal, ctx: RequestContext, input: AdminWire.CreateBrandRequest): Promise<{ brand: Record<string, unknown>; key: AdminWire.KeyWire; store: AdminWire.StoreWire; rootId: string }> {
     await this.#c.authorize(p, ctx, await this.#c.tree(), 'brand.create', 'vault', notFound.brand(input.id), 'brand.created')
+    if (input.rootId !== undefined) await this.#c.d.brands.ensureRoot(input.rootId)
     const { brand, key, store } = await this.#c.d.brands.createBrand({ id: input.id, displayName: input.displayName, ...(input.storeId ? { storeId: input.storeId } : {}) }, this.#brandAudit(p, ctx, 'brand.created'))
     this.#c.invalidate()
     this.#c.d.log.info({ brandId: brand.id, storeId: store.id, keyId: key.keyId }, 'brand.created')
-    return { brand: { id: brand.id, displayName: brand.displayName, origin: brand.origin, createdAt: new Date(brand.createdAt).toISOString() }, key: keyView(key), store: storeView(store) }
+    return { brand: { id: brand.id, displayName: brand.displayName, origin: brand.origin, createdAt: new Date(brand.createdAt).toISOString() }, key: keyView(key), store: storeView(store), rootId: (await this.#c.d.brands.rootId())! }
   }
 
   async importBrand(p: Principal, ctx: RequestContext, input: AdminWire.ImportBrandRequest): Promise<{ brand: Record<string, unknown>; key: AdminWire.KeyWire; store: AdminWire.StoreWire }> {
