@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander'
 import { pathToFileURL } from 'node:url'
-import { VaultError } from '@sv/shared'
+import { VaultError, exitCodeFor } from '@sv/shared'
 // Installs node:crypto as the codec's crypto platform (the fast path; the
 // main entry alone runs on @noble/hashes and WebCrypto).
 import '@sv/shared/node'
@@ -396,8 +396,9 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
 
   program
     .command('errors')
-    .description('print the SV_* error codes with their HTTP status and meaning')
+    .description('print the SV_* error codes with their HTTP status, MQTT reason, exit code and meaning')
     .option('--markdown', 'as a Markdown table (docs/errors.md)')
+    .option('--json', 'print JSON: {errors: [{code, status, mqtt, exit, summary}]}')
     .action(act((o) => errorsCommand(io, o)))
 
   return program
@@ -416,6 +417,12 @@ function lastVariadic(argv: readonly string[]): 'trusted' | 'chain' | undefined 
   return undefined
 }
 
+/** `invalid configuration:\n  a\n  b` as `invalid configuration: a; b`. */
+function oneLine(message: string): string {
+  const [head = '', ...rest] = message.split('\n').map((l) => l.trim()).filter((l) => l !== '')
+  return rest.length ? `${head} ${rest.join('; ')}` : head
+}
+
 /** Runs the CLI and resolves with the exit code (never calls process.exit itself). */
 export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
   let code: number = EXIT.OK
@@ -431,8 +438,9 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
       return e.exitCode
     }
     if (e instanceof VaultError) {
-      io.err(`vault-server: ${e.message} (${e.code})\n`)
-      return e.status >= 500 ? EXIT.UNAVAILABLE : EXIT.USAGE
+      // One line (a config error lists its issues on several): scripts grep it.
+      io.err(`vault-server: ${oneLine(e.message)} (${e.code})\n`)
+      return exitCodeFor(e.code)
     }
     io.err(`vault-server: unexpected error: ${(e as Error).stack ?? String(e)}\n`)
     return EXIT.FAILED

@@ -10,7 +10,7 @@ import { runVaultCli, VAULT_MAIN as MAIN, type CliOptions, type CliRun } from '.
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ERRORS, decodeStream, encodeStream } from '@sv/shared'
+import { ERRORS, ERROR_EXIT_CODES, decodeStream, encodeStream } from '@sv/shared'
 import { PI_MODEL_HEADERS, startTestVault } from '../../helpers/vault.js'
 import { REPO_ROOT, vectorPath } from '../../helpers/vectors.js'
 import { keyId } from '../../helpers/keys.js'
@@ -383,21 +383,33 @@ test('token create, list and revoke', async (t) => {
 
 // --- errors and usage ----------------------------------------------------------------------------
 
-test('errors --markdown: one table row per code with its HTTP status', async (t) => {
+test('errors --markdown: one table row per code with its HTTP status and exit code', async (t) => {
   const r = await cli(['errors', '--markdown'])
   ok(t, r, 'errors')
   const lines = r.stdout.trimEnd().split('\n')
-  t.is(lines[0], '| code | HTTP | MQTT reason | meaning |')
-  t.is(lines[1], '|---|---|---|---|')
-  const rows = lines.slice(2).map((l) => /^\| `(SV_[A-Z_]+)` \| (\d{3}) \| 0x[0-9a-f]{2} \| (.+) \|$/.exec(l))
+  t.is(lines[0], '| code | HTTP | MQTT reason | exit | meaning |')
+  t.is(lines[1], '|---|---|---|---|---|')
+  const rows = lines.slice(2).map((l) => /^\| `(SV_[A-Z_]+)` \| (\d{3}) \| 0x[0-9a-f]{2} \| ([123]) \| (.+) \|$/.exec(l))
   t.true(rows.every((m) => m !== null), r.stdout)
   t.deepEqual(
-    rows.map((m) => [m![1], Number(m![2])]),
-    Object.entries(ERRORS).map(([code, e]) => [code, e.status]),
+    rows.map((m) => [m![1], Number(m![2]), Number(m![3])]),
+    Object.entries(ERRORS).map(([code, e]) => [code, e.status, ERROR_EXIT_CODES[code as keyof typeof ERRORS]]),
   )
   const plain = await cli(['errors'])
   ok(t, plain, 'errors')
   t.is(plain.stdout.trimEnd().split('\n').length, Object.keys(ERRORS).length)
+})
+
+test('errors --json: the table for scripts, one object per code', async (t) => {
+  const r = await cli(['errors', '--json'])
+  ok(t, r, 'errors --json')
+  const { errors } = JSON.parse(r.stdout) as { errors: Array<{ code: string; status: number; mqtt: number; exit: number; summary: string }> }
+  t.deepEqual(
+    errors,
+    Object.entries(ERRORS).map(([code, e]) => ({ code, status: e.status, mqtt: e.mqtt, exit: ERROR_EXIT_CODES[code as keyof typeof ERRORS], summary: e.summary })),
+  )
+  const both = await cli(['errors', '--json', '--markdown'])
+  t.is(both.code, 2)
 })
 
 test('usage: unknown flags, unknown commands and missing options exit 2', async (t) => {
