@@ -51,7 +51,7 @@ test('agent exit codes: every vault code answered over HTTP agrees with the shar
     const res = { status: spec.status, headers: { 'content-type': 'application/json', 'retry-after': '5' }, body: Buffer.from(JSON.stringify({ code, message: 'm' })) }
     if (spec.status === 202) {
       t.is(serialAnswerOf(res, 0).kind, 'pending', code)
-      t.is(AGENT_ERRORS.SV_AGENT_SERIAL_PENDING.exitCode, ERROR_EXIT_CODES[code], code)
+      t.is(AGENT_ERRORS.SV_AGENT_SERIAL_PENDING.exitCode as number, ERROR_EXIT_CODES[code], code)
       continue
     }
     const err = statusError('serial', res, 0)
