@@ -199,7 +199,14 @@ export function loadVaultConfig(opts: {
     }
   }
   const merged = mergeConfig(fileLayer, envLayer.tree, opts.flags)
-  const config = validateConfig(VaultConfigSchema, merged, envLayer.problems)
+  let config: VaultConfig
+  try {
+    config = validateConfig(VaultConfigSchema, merged, envLayer.problems)
+  } catch (e) {
+    // name the file the settings came from (with the flags and VAULT_* variables over it)
+    if (!(e instanceof VaultError) || !fileLayer || !path) throw e
+    throw new VaultError(e.code, e.message.replace(/^invalid configuration:/, `invalid configuration (config file ${path}, environment and flags):`), { cause: e, details: { ...e.details, file: path } })
+  }
   const out: LoadedVaultConfig = { config, warnings: envLayer.warnings }
   if (fileLayer && path) out.file = path
   return out

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import type { HeaderValue } from '@sv/shared'
+import { VaultError, type HeaderValue } from '@sv/shared'
 import { loadVaultConfig, printableConfig, dataPaths, type VaultConfig } from '../config.js'
 import { createLogger, type Logger } from '../logger.js'
 import { generateMasterKeyFile } from '../keys/master-key.js'
@@ -56,8 +56,11 @@ export function resolveConfig(io: CliIo, f: GlobalFlags, extra: Record<string, u
     readFile: (p) => {
       try {
         return readFileSync(p, 'utf8')
-      } catch {
-        return undefined
+      } catch (e) {
+        // absent is the loader's business (DATA/vault.yaml is optional); anything else names the file
+        const code = (e as NodeJS.ErrnoException).code
+        if (code === 'ENOENT') return undefined
+        throw new VaultError('SV_CONFIG_INVALID', `cannot read config file ${p}: ${code ?? (e as Error).message}`, { details: { file: p, reason: code, issues: [`${p}: ${code}`] } })
       }
     },
   })
@@ -360,16 +363,7 @@ export async function serveCommand(io: CliIo, f: GlobalFlags): Promise<number> {
   }
   const log = createLogger(config.log.level)
   if (config.dev) log.warn({ dataDir: config.dataDir }, 'config.dev_mode')
-  let vault
-  try {
-    vault = await startVault(config, log)
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException & { address?: string; port?: number }
-    if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
-      throw new CliError(`cannot listen on ${err.address ?? '?'}:${err.port ?? '?'}: ${err.code} (another process there? see --listen and mqtt.listen / VAULT_MQTT_LISTEN)`, EXIT.UNAVAILABLE)
-    }
-    throw e
-  }
+  const vault = await startVault(config, log)
   io.err(`vault-server: serving ${vault.url}${vault.mqttUrl ? ` and ${vault.mqttUrl.replace(/\/\/[^@/]*@/, '//')}` : ''} (store ${config.store.driver}${config.tls.plainHttp ? ', plain HTTP' : ''})\n`)
   await waitForSignal()
   await vault.close()
