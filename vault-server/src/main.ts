@@ -136,7 +136,8 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
 
   data(program.command('demo').description('what `npm start` runs: a development vault with a demo brand and model'))
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
-    .option('--idp-listen <host:port>', 'the development identity provider (default 127.0.0.1:8444)')
+    .option('--mqtt-listen <host:port>', 'the embedded MQTT broker (default: the --listen host at its port + 440, 127.0.0.1:8883; env VAULT_MQTT_LISTEN)')
+    .option('--idp-listen <host:port>', 'the development identity provider (default: the --listen host at its port + 1, 127.0.0.1:8444)')
     .option('--once', 'set up, print the instructions and stop (for scripts)')
     .action(act((o) => demoCommand(io, o)))
 
