@@ -206,7 +206,7 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; 
     } finally {
       await v.close()
     }
-    io.err('\n')
+    if (io.errIsTTY) io.err('\n')
   }
   state.idpSecret ??= randomBytes(24).toString('base64url')
   let serials: [number, number] = [1, 2]

@@ -14,11 +14,13 @@ import { VaultError, type HeaderValue } from '@sv/shared'
 import { loadVaultConfig, printableConfig, dataPaths, type VaultConfig } from '../config.js'
 import { createLogger, type Logger } from '../logger.js'
 import { generateMasterKeyFile } from '../keys/master-key.js'
+import { defaultSignerPoolSize } from '../keys/signer-pool.js'
 import { generateSelfSigned } from '../tls.js'
 import { openVault, startVault, type VaultCore } from '../vault.js'
 import { openStore } from '../store/open-store.js'
 import { storeConfig } from '../vault.js'
 import { parseSerialPolicyFlag } from '../services/serial-template.js'
+import { DEFAULT_MODEL_HEADERS } from '../services/model-service.js'
 import { modelView } from '../services/admin/views.js'
 import type { DuplicatePolicy } from '../store/store.js'
 import { CliError, EXIT, type CliIo } from './io.js'
@@ -82,10 +84,21 @@ async function withVault<T>(io: CliIo, f: GlobalFlags, fn: (v: VaultCore) => Pro
   }
 }
 
-/** Progress of key generation on stderr: one line per key, updated each second. */
+/**
+ * Progress of key generation on stderr: on a terminal one line per key,
+ * redrawn each second; otherwise (a log file, a pipe, CI) one plain line
+ * when each key starts, and no carriage returns.
+ */
 export function progressTo(io: CliIo): (what: string, ms: number) => void {
   let current = ''
   let shown = -1
+  if (!io.errIsTTY) {
+    return (what) => {
+      if (what === current) return
+      current = what
+      io.err(`  generating ${what} (RSA-4096 takes seconds, up to a minute on slow hardware)...\n`)
+    }
+  }
   return (what, ms) => {
     const s = Math.floor(ms / 1000)
     if (what !== current) {
@@ -160,7 +173,7 @@ export async function initCommand(io: CliIo, f: GlobalFlags & { tlsName?: string
       token ? `\nadmin token (shown once; keep it safe):\n  ${token}` : '  (an admin token already exists; make another with "vault-server token create")',
       '',
       'next: vault-server brand create --data DIR --id BRAND --display-name NAME   (or brand import)',
-      '      vault-server model add --data DIR --brand BRAND --model MODEL',
+      '      vault-server model add --data DIR --brand BRAND --model MODEL --headers model.yaml',
       '      vault-server serve --data DIR',
       '',
     ].join('\n'),
@@ -243,8 +256,14 @@ export async function trustExportCommand(io: CliIo, f: GlobalFlags & { brand?: s
 
 export async function modelAddCommand(
   io: CliIo,
-  f: GlobalFlags & { brand: string; model: string; apiKey?: string[]; serialPolicy?: string; duplicates?: string; headers?: string; key?: string; json?: boolean },
+  f: GlobalFlags & { brand: string; model: string; apiKey?: string[]; serialPolicy?: string; duplicates?: string; headers?: string; defaultHeaders?: boolean; key?: string; json?: boolean },
 ): Promise<number> {
+  // A model assertion is signed once and must match the devices' image: never
+  // sign made-up headers unasked (issue 13). The generic model is opt-in, and says what it signed.
+  if (!f.headers && !f.defaultHeaders) {
+    throw new CliError('model add: --headers FILE is required (the model assertion headers: architecture, base, grade, snaps, ...); --default-headers signs a generic amd64 core22 "pc" model, for trying things out')
+  }
+  if (f.headers && f.defaultHeaders) throw new CliError('model add: --headers and --default-headers exclude each other')
   let headers: Record<string, HeaderValue> | undefined
   if (f.headers) {
     let text: string
@@ -264,6 +283,10 @@ export async function modelAddCommand(
   }
   if (f.duplicates && f.duplicates !== 'refuse' && f.duplicates !== 'reissue') throw new CliError('--duplicates must be refuse or reissue')
   const serialPolicy = f.serialPolicy ? parseSerialPolicyFlag(f.serialPolicy) : undefined
+  if (f.defaultHeaders) {
+    const snaps = (DEFAULT_MODEL_HEADERS.snaps as Array<Record<string, string>>).map((x) => `${x.name} (${x.type})`).join(', ')
+    io.err(`vault-server: --default-headers: signing the generic model headers architecture ${DEFAULT_MODEL_HEADERS.architecture}, base ${DEFAULT_MODEL_HEADERS.base}, grade ${DEFAULT_MODEL_HEADERS.grade}, snaps ${snaps}; give --headers FILE for a real device\n`)
+  }
   return withVault(io, f, async (v) => {
     const { model, apiKeys } = await v.services.models.create({
       brandId: f.brand,
@@ -358,7 +381,7 @@ export async function tokenRevokeCommand(io: CliIo, f: GlobalFlags & { id: strin
 export async function serveCommand(io: CliIo, f: GlobalFlags): Promise<number> {
   const config = resolveConfig(io, f)
   if (f.printConfig) {
-    io.out(printableConfig(config))
+    io.out(printableConfig(config, { workers: config.signing.workers || defaultSignerPoolSize() }))
     return EXIT.OK
   }
   const log = createLogger(config.log.level)
