@@ -127,6 +127,7 @@ export const ERROR_EXIT_CODES: { readonly [K in ErrorCode]: ExitClass } = {
   SV_STORE_CORRUPT: USAGE,
   SV_STORE_LOCKED: USAGE,
   SV_ADDRESS_UNAVAILABLE: USAGE,
+  SV_STORE_TOO_NEW: USAGE,
 }
 
 /**

@@ -95,7 +95,7 @@ test('LevelStore: refuses data written with another key layout', async (t) => {
   await db.sublevel('sys').put('layout', '999')
   const store = new LevelStore(db)
   t.teardown(() => store.close())
-  await t.throwsAsync(store.open(), { code: 'SV_STORE_UNAVAILABLE' })
+  await t.throwsAsync(store.open(), { code: 'SV_STORE_TOO_NEW' })
 })
 
 // A request-id use is not written on its own: it rides in the next batch
