@@ -115,7 +115,6 @@ test('demo: a taken port fails before any key is generated (the data directory i
   const taken = await occupy()
   t.teardown(() => taken.close())
   const at = `127.0.0.1:${(taken.address() as AddressInfo).port}`
-  const started = Date.now()
   failsTyped(t, await runVaultCli(['demo', '--data', dir, '--listen', at, '--idp-listen', '127.0.0.1:0', '--once'], { env: ENV }), 'SV_ADDRESS_UNAVAILABLE', [at, '--listen'])
   // --mqtt-listen moves the embedded broker, and its address is checked as early
   failsTyped(
@@ -125,8 +124,8 @@ test('demo: a taken port fails before any key is generated (the data directory i
     [at, 'MQTT', '--mqtt-listen'],
   )
   failsTyped(t, await runVaultCli(['demo', '--data', dir, '--listen', '127.0.0.1:0', '--idp-listen', at, '--once'], { env: ENV }), 'SV_ADDRESS_UNAVAILABLE', [at, 'identity provider', '--idp-listen'])
+  // no key was generated: the data directory was never made
   await t.throwsAsync(stat(dir), { code: 'ENOENT' })
-  t.true(Date.now() - started < 45_000)
 })
 
 test('demo: a garbled or foreign demo.json is SV_CONFIG_INVALID naming the file, exit 2', async (t) => {
