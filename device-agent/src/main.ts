@@ -429,6 +429,17 @@ async function statusCommand(io: CliIo, f: CommonFlags & { json?: boolean }): Pr
 }
 
 async function serialCommand(io: CliIo, f: CommonFlags & { json?: boolean; serialValue?: string }): Promise<number> {
+  if (!f.json) return serialCommandBody(io, f)
+  try {
+    return await serialCommandBody(io, f)
+  } catch (err) {
+    // a script reading --json gets the failure on stdout too, as {code, message, details}; run() adds the stderr line and the exit code
+    if (isAgentError(err) || isVaultError(err)) io.out(`${JSON.stringify({ code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) }, null, 2)}\n`)
+    throw err
+  }
+}
+
+async function serialCommandBody(io: CliIo, f: CommonFlags & { json?: boolean; serialValue?: string }): Promise<number> {
   const tree = commonTree(f)
   if (f.serialValue !== undefined) setPath(tree, 'serial.sources', [{ kind: 'value', value: f.serialValue }])
   const { config } = await loadConfig(io, 'serial', f, tree)

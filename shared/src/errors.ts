@@ -119,6 +119,11 @@ export const ERRORS = {
   SV_WORK_ORDER_NOT_FOUND: { status: 404, mqtt: 0x99, summary: 'no such work order in the stores the caller may see' },
   SV_WORK_ORDER_EXISTS: { status: 409, mqtt: 0x99, summary: 'a work order with this id already exists' },
   SV_WORK_ORDER_INVALID: { status: 400, mqtt: 0x99, summary: 'the work order does not fit its model: assign orders need an assign serial policy, list and range orders a device policy; bad range or window' },
+  // --- start-up conditions a retry cannot cure (exit code 2; shared/src/exit-codes.ts) ---
+  SV_STORE_CORRUPT: { status: 500, mqtt: 0x80, summary: 'the LevelDB database cannot be opened: its files are damaged, missing or unreadable (details name the directory and the cause)' },
+  SV_STORE_LOCKED: { status: 503, mqtt: 0x88, summary: 'the LevelDB data directory is held by another process (a running vault): stop it, or use --url against it' },
+  SV_ADDRESS_UNAVAILABLE: { status: 500, mqtt: 0x80, summary: 'a listen address is in use, not local or not permitted (details name the address and which listener)' },
+  SV_STORE_TOO_NEW: { status: 500, mqtt: 0x80, summary: 'the store was written by a newer vault release, or has a layout this vault does not know: run the newer release, or restore a backup' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -10,6 +10,7 @@
  * generator and the worker starter.
  */
 export { ERRORS, VaultError, isVaultError, isErrorCode, toErrorBody, type ErrorCode, type ErrorSpec, type ErrorBody, type VaultErrorOptions } from './errors.js'
+export { ERROR_EXIT_CODES, exitCodeFor, type ExitClass } from './exit-codes.js'
 
 // assertion codec
 export { Assertion, ASSERTION_TYPES, assertionType, type AssertionTypeInfo, type AssertionParts } from './assertion/assertion.js'

@@ -7,6 +7,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { ReadlineParser, SerialPort } from 'serialport'
 import { run, type CliIo } from '../../device-agent/src/main.js'
@@ -83,6 +84,34 @@ test('cli: serial prints the value and its source; from a devicetree root; JSON 
   await writeFile(cfg, JSON.stringify({ serial: { root: join(ROOT, 'fixtures/hardware/empty'), sources: [{ kind: 'dmi' }] } }))
   t.is(await run(['serial', '--config', cfg], c), 1)
   t.regex(c.stderr(), /SV_AGENT_SERIAL_NOT_FOUND/)
+})
+
+// Issue 13: `serial --json` printed nothing on stdout when no source gave a
+// serial. A real process: the failure as JSON on stdout, the usual line on
+// stderr, exit 1; and an invalid configuration the same way, exit 2.
+test('cli: serial --json prints the failure as {code, message, details} on stdout (real process)', async (t) => {
+  const dir = await tmp(t)
+  const cfg = join(dir, 'agent.json')
+  await writeFile(cfg, JSON.stringify({ serial: { root: join(ROOT, 'fixtures/hardware/empty'), sources: [{ kind: 'dmi' }] } }))
+  // async, so the other tests of this file (a vault in this process) keep running
+  const agent = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(process.execPath, ['--import', 'tsx', '--conditions=source', join(ROOT, 'device-agent/src/main.ts'), ...args], { cwd: ROOT, timeout: 60_000, env: { ...process.env, AGENT_STATE_DIR: dir } }, (_e, stdout, stderr) =>
+        resolve({ code: child.exitCode, stdout, stderr }),
+      )
+    })
+  const r = await agent(['serial', '--json', '--config', cfg])
+  t.is(r.code, 1, r.stderr)
+  const out = JSON.parse(r.stdout) as { code: string; message: string; details: { tried: Array<{ source: string }> } }
+  t.is(out.code, 'SV_AGENT_SERIAL_NOT_FOUND')
+  t.true(out.message.length > 0)
+  t.deepEqual(out.details.tried.map((x) => x.source), ['dmi', 'dmi'])
+  t.regex(r.stderr, /^device-agent: .+ \(SV_AGENT_SERIAL_NOT_FOUND\)\n$/)
+
+  await writeFile(cfg, JSON.stringify({ serial: { sources: [{ kind: 'no-such-kind' }] } }))
+  const bad = await agent(['serial', '--json', '--config', cfg])
+  t.is(bad.code, 2, bad.stderr)
+  t.is((JSON.parse(bad.stdout) as { code: string }).code, 'SV_AGENT_CONFIG_INVALID')
 })
 
 test('cli: serial from a serialport source (real pty, socat) configured in a YAML file', async (t) => {

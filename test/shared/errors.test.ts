@@ -5,7 +5,7 @@
  */
 import test from 'ava'
 import { readFile } from 'node:fs/promises'
-import { ERRORS, VaultError, toErrorBody, isErrorCode } from '@sv/shared'
+import { ERRORS, ERROR_EXIT_CODES, VaultError, exitCodeFor, toErrorBody, isErrorCode } from '@sv/shared'
 
 const ROOT = new URL('../../', import.meta.url)
 
@@ -65,7 +65,36 @@ test('errors: server faults never show their message or details to the client', 
 
 test('errors: docs/errors.md lists exactly the table', async (t) => {
   const doc = await readFile(new URL('docs/errors.md', ROOT), 'utf8')
-  const rows = [...doc.matchAll(/^\| `(SV_[A-Z0-9_]+)` \| (\d{3}) \| 0x([0-9a-f]{2}) \| (.+) \|$/gm)].map((m) => [m[1], Number(m[2]), parseInt(m[3]!, 16), m[4]])
-  const table = Object.entries(ERRORS).map(([code, e]) => [code, e.status, e.mqtt, e.summary])
+  const rows = [...doc.matchAll(/^\| `(SV_[A-Z0-9_]+)` \| (\d{3}) \| 0x([0-9a-f]{2}) \| ([123]) \| (.+) \|$/gm)].map((m) => [m[1], Number(m[2]), parseInt(m[3]!, 16), Number(m[4]), m[5]])
+  const table = Object.entries(ERRORS).map(([code, e]) => [code, e.status, e.mqtt, ERROR_EXIT_CODES[code as keyof typeof ERRORS], e.summary])
   t.deepEqual(rows, table, 'regenerate with: vault-server errors --markdown')
+})
+
+// Issue 13: exit codes come from the table, not from the status. Start-up
+// conditions a retry cannot cure are 2 although they are 500s on the wire;
+// only what is temporary is 3.
+test('exit codes: every code has an exit class; configuration and data problems are 2, only temporary conditions 3', (t) => {
+  t.deepEqual(Object.keys(ERROR_EXIT_CODES).sort(), Object.keys(ERRORS).sort())
+  for (const code of ['SV_CONFIG_INVALID', 'SV_MASTER_KEY_INVALID', 'SV_STORE_CORRUPT', 'SV_STORE_LOCKED', 'SV_ADDRESS_UNAVAILABLE', 'SV_REQUEST_INVALID', 'SV_MODEL_INVALID'] as const) {
+    t.is(ERROR_EXIT_CODES[code], 2, code)
+  }
+  for (const code of ['SV_SERIAL_TAKEN', 'SV_FORBIDDEN', 'SV_UNAUTHENTICATED', 'SV_SIGNATURE_INVALID', 'SV_ASSERTION_UNTRUSTED', 'SV_INTERNAL'] as const) {
+    t.is(ERROR_EXIT_CODES[code], 1, code)
+  }
+  const later = Object.entries(ERROR_EXIT_CODES).filter(([, x]) => x === 3).map(([c]) => c).sort()
+  t.deepEqual(later, ['SV_OIDC_PROVIDER_UNAVAILABLE', 'SV_OVERLOADED', 'SV_PIVOT_PENDING', 'SV_RATE_LIMITED', 'SV_SHUTTING_DOWN', 'SV_SIGNING_KEY_UNAVAILABLE', 'SV_STORE_NOT_OPEN', 'SV_STORE_UNAVAILABLE', 'SV_TIMEOUT'])
+  for (const code of later) t.true(ERRORS[code as keyof typeof ERRORS].status > 500 || [202, 429].includes(ERRORS[code as keyof typeof ERRORS].status), code)
+})
+
+test('exitCodeFor: a known code wins over the status; an unknown one falls back on the status', (t) => {
+  t.is(exitCodeFor('SV_CONFIG_INVALID', 500), 2)
+  t.is(exitCodeFor('SV_STORE_UNAVAILABLE', 503), 3)
+  t.is(exitCodeFor('SV_SIGNATURE_INVALID', 400), 1)
+  t.is(exitCodeFor(undefined, 502), 3)
+  t.is(exitCodeFor('not-ours', 429), 3)
+  t.is(exitCodeFor(undefined, 413), 2)
+  t.is(exitCodeFor(undefined, 404), 1)
+  t.is(exitCodeFor(undefined, 500), 1)
+  t.is(exitCodeFor(undefined), 1)
+  t.is(exitCodeFor('toString'), 1, 'no prototype keys')
 })

@@ -213,14 +213,35 @@ export function loadVaultConfig(opts: {
     }
   }
   const merged = mergeConfig(fileLayer, envLayer.tree, opts.flags)
-  const config = validateConfig(VaultConfigSchema, merged, envLayer.problems)
+  let config: VaultConfig
+  try {
+    config = validateConfig(VaultConfigSchema, merged, envLayer.problems)
+  } catch (e) {
+    // name the file the settings came from (with the flags and VAULT_* variables over it)
+    if (!(e instanceof VaultError) || !fileLayer || !path) throw e
+    throw new VaultError(e.code, e.message.replace(/^invalid configuration:/, `invalid configuration (config file ${path}, environment and flags):`), { cause: e, details: { ...e.details, file: path } })
+  }
   const out: LoadedVaultConfig = { config, warnings: envLayer.warnings }
   if (fileLayer && path) out.file = path
   return out
 }
 
-export function printableConfig(config: VaultConfig): string {
+/**
+ * The configuration as the vault will run it, secrets redacted: defaults that
+ * are decided at start-up are shown resolved (`signing.workers` 0 as the
+ * number of workers, `resolved.workers` passes it in; the TLS files, the
+ * master key file and the LevelDB directory inside the data directory).
+ */
+export function printableConfig(config: VaultConfig, resolved: { workers: number }): string {
   const out = redactConfig(config, SECRET_PATHS) as VaultConfig
+  const paths = dataPaths(config)
+  if (out.signing.workers === 0) out.signing.workers = resolved.workers
+  if (!out.tls.plainHttp) {
+    out.tls.cert = paths.tlsCert
+    out.tls.key = paths.tlsKey
+  }
+  if (out.masterKey.value === undefined) out.masterKey.file = paths.masterKey
+  if (out.store.driver === 'level') out.store.path = paths.levelDb
   for (const p of out.auth.oidc.providers) if (p.clientSecret !== undefined) p.clientSecret = '<redacted>'
   return `${JSON.stringify(out, null, 2)}\n`
 }

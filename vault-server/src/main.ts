@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander'
 import { pathToFileURL } from 'node:url'
-import { VaultError } from '@sv/shared'
+import { VaultError, exitCodeFor } from '@sv/shared'
 // Installs node:crypto as the codec's crypto platform (the fast path; the
 // main entry alone runs on @noble/hashes and WebCrypto).
 import '@sv/shared/node'
@@ -138,7 +138,8 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
 
   data(program.command('demo').description('what `npm start` runs: a development vault with a demo brand and model'))
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
-    .option('--idp-listen <host:port>', 'the development identity provider (default 127.0.0.1:8444)')
+    .option('--mqtt-listen <host:port>', 'the embedded MQTT broker (default: the --listen host at its port + 440, 127.0.0.1:8883; env VAULT_MQTT_LISTEN)')
+    .option('--idp-listen <host:port>', 'the development identity provider (default: the --listen host at its port + 1, 127.0.0.1:8444)')
     .option('--once', 'set up, print the instructions and stop (for scripts)')
     .action(act((o) => demoCommand(io, o)))
 
@@ -177,7 +178,8 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
     .option('--api-key <key...>', 'API keys devices send (default: one generated and printed once)')
     .option('--serial-policy <policy>', 'device (the device proposes) or assign:TEMPLATE[@START], e.g. assign:ACME-{n:8}', 'device')
     .option('--duplicates <policy>', 'refuse (a serial stays with its first key) or reissue', 'refuse')
-    .option('--headers <file>', 'model assertion headers (YAML or JSON): architecture, base, snaps, grade, ...')
+    .option('--headers <file>', 'model assertion headers (YAML or JSON): architecture, base, snaps, grade, ... (required, or --default-headers)')
+    .option('--default-headers', 'sign a generic amd64 core22 "pc" model instead (for trying things out; says so on stderr)')
     .option('--key <key-id>', "signing key (default: the brand's oldest enabled key)")
     .action(act((o) => modelAddCommand(io, o)))
   target(model.command('list').description('models'))
@@ -417,8 +419,9 @@ export function buildProgram(io: CliIo, exit: (code: number) => void, argv: read
 
   program
     .command('errors')
-    .description('print the SV_* error codes with their HTTP status and meaning')
+    .description('print the SV_* error codes with their HTTP status, MQTT reason, exit code and meaning')
     .option('--markdown', 'as a Markdown table (docs/errors.md)')
+    .option('--json', 'print JSON: {errors: [{code, status, mqtt, exit, summary}]}')
     .action(act((o) => errorsCommand(io, o)))
 
   return program
@@ -437,6 +440,12 @@ function lastVariadic(argv: readonly string[]): 'trusted' | 'chain' | undefined 
   return undefined
 }
 
+/** `invalid configuration:\n  a\n  b` as `invalid configuration: a; b`. */
+function oneLine(message: string): string {
+  const [head = '', ...rest] = message.split('\n').map((l) => l.trim()).filter((l) => l !== '')
+  return rest.length ? `${head} ${rest.join('; ')}` : head
+}
+
 /** Runs the CLI and resolves with the exit code (never calls process.exit itself). */
 export async function run(argv: string[], io: CliIo = processIo): Promise<number> {
   let code: number = EXIT.OK
@@ -452,8 +461,9 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
       return e.exitCode
     }
     if (e instanceof VaultError) {
-      io.err(`vault-server: ${e.message} (${e.code})\n`)
-      return e.status >= 500 ? EXIT.UNAVAILABLE : EXIT.USAGE
+      // One line (a config error lists its issues on several): scripts grep it.
+      io.err(`vault-server: ${oneLine(e.message)} (${e.code})\n`)
+      return exitCodeFor(e.code)
     }
     io.err(`vault-server: unexpected error: ${(e as Error).stack ?? String(e)}\n`)
     return EXIT.FAILED

@@ -4,9 +4,11 @@
  * production use a certificate devices trust: snapd only uses the system CA
  * bundle (spec §5.5).
  */
-import { encodePem } from '@sv/shared'
+import { encodePem, VaultError } from '@sv/shared'
 import { getWebCrypto } from '@sv/shared/node'
-import { randomBytes, type webcrypto } from 'node:crypto'
+import { X509Certificate, createPrivateKey, randomBytes, type webcrypto } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { createSecureContext } from 'node:tls'
 
 export async function generateSelfSigned(options: { names?: string[]; days?: number } = {}): Promise<{ certPem: string; keyPem: string }> {
   // loaded on demand: @peculiar/x509 needs the reflect-metadata polyfill and
@@ -35,4 +37,47 @@ export async function generateSelfSigned(options: { names?: string[]; days?: num
   })
   const pkcs8 = await crypto.subtle.exportKey('pkcs8', keys.privateKey as never)
   return { certPem: cert.toString('pem'), keyPem: encodePem('PRIVATE KEY', new Uint8Array(pkcs8 as ArrayBuffer)) }
+}
+
+/**
+ * Reads the TLS certificate and key and checks them before anything listens,
+ * so that a missing, garbled or mismatched file is one typed error naming the
+ * file (SV_CONFIG_INVALID, exit 2) instead of a stack trace from the TLS
+ * server (issue 13). details: { file, reason: unreadable | cert-invalid |
+ * key-invalid | mismatch, cause }. The key's content never appears in it.
+ */
+export async function readTlsFiles(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const fail = (file: string, reason: string, cause: string, hint: string): never => {
+    throw new VaultError('SV_CONFIG_INVALID', `TLS ${file}: ${cause}${hint}`, { details: { file, reason, cause, issues: [`tls: ${file}: ${cause}`] } })
+  }
+  const read = async (file: string): Promise<Buffer> => {
+    try {
+      return await readFile(file)
+    } catch (e) {
+      return fail(file, 'unreadable', `cannot read (${(e as NodeJS.ErrnoException).code})`, '; give --tls-cert/--tls-key, run init, or --plain-http behind a TLS proxy')
+    }
+  }
+  const cert = await read(certFile)
+  const key = await read(keyFile)
+  try {
+    new X509Certificate(cert)
+  } catch (e) {
+    fail(certFile, 'cert-invalid', `not a PEM certificate (${firstLine(e)})`, '')
+  }
+  try {
+    createPrivateKey(key)
+  } catch (e) {
+    // the error text of a key parse never holds key material, only OpenSSL's reason
+    fail(keyFile, 'key-invalid', `not a PEM private key (${firstLine(e)})`, '')
+  }
+  try {
+    createSecureContext({ cert, key })
+  } catch (e) {
+    fail(keyFile, 'mismatch', `does not match the certificate ${certFile} (${firstLine(e)})`, '')
+  }
+  return { cert, key }
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error).message ?? e).split('\n')[0]!.slice(0, 200)
 }

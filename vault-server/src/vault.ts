@@ -3,11 +3,11 @@
  * pool, key store, services; `startVault` adds the HTTP(S) server. The CLI's
  * offline commands (brand, model, token ...) use `openVault` on the same data.
  */
-import { readFile } from 'node:fs/promises'
 import { X509Certificate } from 'node:crypto'
 import { VaultError } from '@sv/shared'
 import type { VaultConfig } from './config.js'
 import { dataPaths } from './config.js'
+import { readTlsFiles } from './tls.js'
 import type { Logger } from './logger.js'
 import { openStore, type StoreConfig } from './store/open-store.js'
 import type { VaultStore } from './store/store.js'
@@ -216,6 +216,19 @@ async function startMqtt(core: VaultCore, tls: { cert: Buffer; key: Buffer } | u
   })
 }
 
+/**
+ * A listen failure (address in use, not local, not permitted) as
+ * SV_ADDRESS_UNAVAILABLE naming the listener, the address and the setting
+ * that moves it (exit 2: another process holds it, a retry does not help).
+ * details: { listener, address, reason: the errno code }. Other errors pass.
+ */
+export function addressError(e: unknown, listener: string, address: string, setting: string): unknown {
+  const err = e as NodeJS.ErrnoException & { address?: string; port?: number }
+  if (err?.code !== 'EADDRINUSE' && err?.code !== 'EACCES' && err?.code !== 'EADDRNOTAVAIL') return e
+  const at = err.address !== undefined && err.port !== undefined ? `${err.address.includes(':') ? `[${err.address}]` : err.address}:${err.port}` : address
+  return new VaultError('SV_ADDRESS_UNAVAILABLE', `cannot listen on ${at} for ${listener}: ${err.code} (another process there? choose another with ${setting})`, { cause: e, details: { listener, address: at, reason: err.code } })
+}
+
 /** Opens the vault and serves it. `close()` stops accepting, finishes requests in flight, then closes everything. */
 export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultOptions = {}): Promise<RunningVault> {
   const core = await openVault(config, log, o)
@@ -223,29 +236,26 @@ export async function startVault(config: VaultConfig, log: Logger, o: OpenVaultO
     const paths = dataPaths(config)
     let tls: { cert: Buffer; key: Buffer } | undefined
     if (!config.tls.plainHttp) {
-      try {
-        tls = { cert: await readFile(paths.tlsCert), key: await readFile(paths.tlsKey) }
-        try {
-          const cert = new X509Certificate(tls.cert)
-          if (cert.checkIssued(cert)) log.warn({ cert: paths.tlsCert, subject: cert.subject, validTo: cert.validTo }, 'tls.self_signed')
-        } catch {
-          // not parseable here: the TLS server will say so
-        }
-      } catch (e) {
-        throw new VaultError('SV_CONFIG_INVALID', `cannot read the TLS certificate or key (${paths.tlsCert}, ${paths.tlsKey}): ${(e as NodeJS.ErrnoException).code}; give --tls-cert/--tls-key, run init, or --plain-http behind a TLS proxy`, {
-          details: { issues: ['tls: certificate or key not readable'] },
-        })
-      }
+      tls = await readTlsFiles(paths.tlsCert, paths.tlsKey)
+      const cert = new X509Certificate(tls.cert)
+      if (cert.checkIssued(cert)) log.warn({ cert: paths.tlsCert, subject: cert.subject, validTo: cert.validTo }, 'tls.self_signed')
     }
     const app = createApp({ config, log, metrics: core.metrics, services: core.services, admission: core.admission })
     const { host, port } = parseListen(config.listen)
-    const server = await listen(app, { host, port, ...(tls ? { tls } : {}) })
+    const server = await listen(app, { host, port, ...(tls ? { tls } : {}) }).catch((e) => {
+      throw addressError(e, 'the device API', config.listen, '--listen or VAULT_LISTEN')
+    })
     let mqtt: Awaited<ReturnType<typeof startMqtt>>
     let metricsServer: RunningServer | undefined
     try {
-      mqtt = await startMqtt(core, tls)
+      mqtt = await startMqtt(core, tls).catch((e) => {
+        throw addressError(e, 'MQTT', config.mqtt.listen, 'mqtt.listen or VAULT_MQTT_LISTEN (demo: --mqtt-listen)')
+      })
       try {
-        if (config.metrics.listen !== undefined) metricsServer = await listen(metricsListener({ config, metrics: core.metrics, log }), parseListen(config.metrics.listen))
+        if (config.metrics.listen !== undefined)
+          metricsServer = await listen(metricsListener({ config, metrics: core.metrics, log }), parseListen(config.metrics.listen)).catch((e) => {
+            throw addressError(e, 'the metrics endpoint', config.metrics.listen!, 'metrics.listen or --metrics-listen')
+          })
       } catch (e) {
         await mqtt?.close()
         throw e

@@ -9,6 +9,8 @@ import test from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { decodeStream } from '@sv/shared'
 import { runVaultCli, type CliRun } from '../../helpers/cli.js'
@@ -142,4 +144,40 @@ test('store commands on the data directory (--data) run the same checks and are 
   t.deepEqual(entries.map((e) => [e.action, e.actor.kind]), [['store.created', 'cli']])
   const verified = await runVaultCli(['audit', 'verify', '--data', dataDir], { env })
   ok(t, verified, 'audit verify --data')
+})
+
+// Issue 13: the exit code of an answer comes from its SV_* code in the error
+// table, not from its status. A vault in front of a broken store answers 500
+// SV_CONFIG_INVALID (exit 2, not 3); a 400 SV_SIGNATURE_INVALID is "no" (1,
+// not 2); an answer without one of our codes (a proxy's 502) falls back on
+// its status. The answers come from a small HTTP server, to inject them.
+test('admin client: the exit code follows the answer\'s SV_* code, then its status', async (t) => {
+  const answers: Record<string, [number, unknown]> = {
+    '/v1/admin/stores': [500, { code: 'SV_CONFIG_INVALID', message: 'internal error' }],
+    '/v1/admin/stores/sig': [400, { code: 'SV_SIGNATURE_INVALID', message: 'bad signature' }],
+    '/v1/admin/stores/busy': [503, { code: 'SV_OVERLOADED', message: 'busy' }],
+    '/v1/admin/stores/proxy': [502, 'Bad Gateway'],
+  }
+  const server = createServer((req, res) => {
+    const [status, body] = answers[new URL(req.url!, 'http://x').pathname] ?? [404, { code: 'SV_NOT_FOUND', message: 'no' }]
+    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' })
+    res.end(typeof body === 'string' ? body : JSON.stringify(body))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/`
+  const run = (args: string[]) => runVaultCli([...args, '--url', url, '--token', 'svat_x'])
+  const cases: Array<[string[], number, RegExp]> = [
+    [['store', 'list'], 2, /500.*SV_CONFIG_INVALID/],
+    [['store', 'show', '--store', 'sig'], 1, /400.*SV_SIGNATURE_INVALID/],
+    [['store', 'show', '--store', 'busy'], 3, /503.*SV_OVERLOADED/],
+    [['store', 'show', '--store', 'proxy'], 3, /502.*Bad Gateway/],
+    [['store', 'show', '--store', 'unknown-route/x'], 2, /404.*SV_NOT_FOUND/],
+  ]
+  for (const [args, exit, said] of cases) {
+    const r = await run(args)
+    t.is(r.code, exit, `${args.join(' ')}: ${r.stderr}`)
+    t.regex(r.stderr, said)
+    t.false(r.stderr.includes('svat_x'), 'the token is never printed')
+  }
 })

@@ -111,8 +111,9 @@ test('brand import, brand/key/model/trust commands and token list with --url aga
   const dup = await cli(['model', 'add', '--brand', 'acme-brand', '--model', 'acme-remote', '--headers', headers])
   t.is(dup.code, 1, dup.stderr)
   t.regex(dup.stderr, /409.*\(SV_MODEL_EXISTS\)/)
-  const badPolicy = await cli(['model', 'add', '--brand', 'acme-brand', '--model', 'acme-x', '--serial-policy', 'assign:NO-PLACEHOLDER'])
+  const badPolicy = await cli(['model', 'add', '--brand', 'acme-brand', '--model', 'acme-x', '--serial-policy', 'assign:NO-PLACEHOLDER', '--default-headers'])
   t.is(badPolicy.code, 2, badPolicy.stderr)
+  t.regex(badPolicy.stderr, /SV_REQUEST_INVALID/)
   const models = await cli(['model', 'list', '--json'])
   ok(t, models, 'model list --url')
   t.false(models.stdout.includes(addedJson.apiKeys[0]!), 'the API key is shown once, at creation')
@@ -179,13 +180,13 @@ test('brand import, brand/key/model/trust commands and token list with --url aga
   // --data on the directory the running vault holds: one line, the --url to use, exit 3
   const env = { VAULT_MQTT_MODE: 'off' }
   const locked = await runVaultCli(['model', 'list', '--data', data], { env })
-  t.is(locked.code, 3, locked.stderr)
-  t.regex(locked.stderr, /^vault-server: \S+ is in use by a running vault \(SV_STORE_UNAVAILABLE\): run this command against it with --url https:\/\/127\.0\.0\.1:8443\/v1\/ --token TOKEN \(or VAULT_URL and VAULT_TOKEN\)\n$/)
+  t.is(locked.code, 2, locked.stderr)
+  t.regex(locked.stderr, /^vault-server: \S+ is in use by a running vault \(SV_STORE_LOCKED\): run this command against it with --url https:\/\/127\.0\.0\.1:8443\/v1\/ --token TOKEN \(or VAULT_URL and VAULT_TOKEN\)\n$/)
   const lockedList = await runVaultCli(['token', 'list', '--data', data], { env })
-  t.is(lockedList.code, 3)
+  t.is(lockedList.code, 2)
   t.regex(lockedList.stderr, /--url https:\/\/127\.0\.0\.1:8443\/v1\/ --token TOKEN/)
   const lockedCreate = await runVaultCli(['token', 'create', '--data', data, '--name', 'x'], { env })
-  t.is(lockedCreate.code, 3)
+  t.is(lockedCreate.code, 2)
   t.regex(lockedCreate.stderr, /admin tokens are made only on the vault host with the vault stopped/)
   t.is(lockedCreate.stderr.split('\n').length, 2, 'one line')
 })
@@ -226,7 +227,7 @@ test("brand create, key and model commands over an in-process vault's HTTPS list
 
   // what a Viewer may not: each is 403 SV_FORBIDDEN naming the permission, exit 1
   for (const [args, permission] of [
-    [['model', 'add', '--brand', 'acme-brand', '--model', 'vera-model'], 'model.manage is not allowed in store acme-brand'],
+    [['model', 'add', '--brand', 'acme-brand', '--model', 'vera-model', '--default-headers'], 'model.manage is not allowed in store acme-brand'],
     [['key', 'disable', '--key-id', keyId('brand'), '--reason', 'x'], 'key.manage is not allowed in store acme-brand'],
     [['brand', 'create', '--id', 'vera-co', '--display-name', 'Vera Co'], "brand.create is the operator's"],
     [['brand', 'import', '--key', vectorPath('keys/brand.key.pem'), '--account', vectorPath('account.assert'), '--account-key', vectorPath('account-key.assert')], "brand.create is the operator's"],

@@ -15,6 +15,7 @@ import { REPO_ROOT } from '../../helpers/vectors.js'
 import { runSnapdCheck } from '../../helpers/snapd-check.js'
 import { endpoint, httpRequest, jsonOf } from '../../helpers/device.js'
 import { driveLogin } from '../../helpers/oidc.js'
+import { runVaultCli } from '../../helpers/cli.js'
 
 const MAIN = join(REPO_ROOT, 'vault-server/src/main.ts')
 
@@ -78,4 +79,24 @@ test('demo: the printed instructions work: snapd registers, a person logs in wit
   const tokenLine = /store list --url \S+ --ca \S+ --token (\S+)/.exec(out)!
   const listed = jsonOf<{ stores: Array<{ id: string }> }>(await httpRequest(endpoint(url, 'admin/stores'), { ca: caPem, headers: { authorization: `Bearer ${tokenLine[1]}` } }))
   t.deepEqual(listed.stores.map((s) => s.id), ['demo-partner'])
+
+  // Issue 13: a rerun suggests serials not bound yet in this data directory.
+  // DEMO-0003 is taken by hand here, so the next free pair is 0004 and 0005
+  // (counting on from the last banner alone would suggest 0003: a 409).
+  const byHand = args.map((a) => (a === 'DEMO-0002' ? 'DEMO-0003' : a))
+  t.regex((await runSnapdCheck([...byHand, '--key-bits', '2048'], { timeoutMs: 120_000 })).stdout, /register: OK serial=DEMO-0003/)
+  child.kill('SIGTERM')
+  await exited
+  // and the embedded broker moves with --mqtt-listen (here an ephemeral port), shown in the banner
+  const again = await runVaultCli(['demo', '--data', dir, '--listen', `127.0.0.1:${port}`, '--idp-listen', `127.0.0.1:${port + 1}`, '--mqtt-listen', '127.0.0.1:0', '--once'], {
+    env: { VAULT_MQTT_MODE: 'embedded', VAULT_LOG_LEVEL: 'warn' },
+    timeoutMs: 120_000,
+  })
+  t.is(again.code, 0, again.stderr)
+  t.regex(again.stdout, /--serial-value DEMO-0004 /)
+  t.regex(again.stdout, /--serial DEMO-0005 /)
+  const mqtt = /MQTT\s+mqtts:\/\/127\.0\.0\.1:(\d+)/.exec(again.stdout)
+  t.truthy(mqtt, again.stdout)
+  t.not(Number(mqtt![1]), 0)
+  t.false(again.stderr.includes('\r'), 'no carriage returns when stderr is not a terminal')
 })

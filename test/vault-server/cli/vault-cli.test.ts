@@ -8,9 +8,10 @@ import test, { type ExecutionContext } from 'ava'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { runVaultCli, VAULT_MAIN as MAIN, type CliOptions, type CliRun } from '../../helpers/cli.js'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { progressTo } from '../../../vault-server/src/cli/vault-commands.js'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ERRORS, decodeStream, encodeStream } from '@sv/shared'
+import { ERRORS, ERROR_EXIT_CODES, decodeStream, encodeStream } from '@sv/shared'
 import { PI_MODEL_HEADERS, startTestVault } from '../../helpers/vault.js'
 import { REPO_ROOT, vectorPath } from '../../helpers/vectors.js'
 import { keyId } from '../../helpers/keys.js'
@@ -93,7 +94,8 @@ test('brand import: the vectors brand imports; a key that is not the account-key
   t.is(missing.code, 2)
   t.regex(missing.stderr, /cannot read key/)
   const untrusted = await cli(['brand', 'import', '--data', data, '--account', vectorPath('account.assert'), '--account-key', vectorPath('account-key.assert'), '--key', vectorPath('keys/brand.key.pem')])
-  t.is(untrusted.code, 2)
+  // the chain does not verify against Canonical's root: the answer is no (exit 1 from the error table)
+  t.is(untrusted.code, 1)
   t.regex(untrusted.stderr, /\(SV_ASSERTION_UNTRUSTED\)/)
   const good = await cli([...base, '--key', vectorPath('keys/brand.key.pem'), '--json'])
   ok(t, good, 'brand import')
@@ -127,9 +129,17 @@ test('model add: --headers YAML and --serial-policy assign:ACME-{n:6}; model lis
   t.is(out.apiKeys.length, 1)
   t.regex(out.apiKeys[0]!, /^[A-Za-z0-9_-]{43}$/)
 
-  const given = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-given', '--api-key', 'given-api-key-0123456789', '--duplicates', 'reissue', '--json'])
+  // no --headers: refused, nothing signed; --default-headers signs the generic model and says which headers (issue 13)
+  const bare = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-given'])
+  t.is(bare.code, 2, bare.stderr)
+  t.regex(bare.stderr, /--headers FILE is required.*--default-headers/)
+  const given = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-given', '--default-headers', '--api-key', 'given-api-key-0123456789', '--duplicates', 'reissue', '--json'])
   ok(t, given, 'model add --api-key')
   t.like(JSON.parse(given.stdout), { model: 'acme-given', duplicatePolicy: 'reissue', serialPolicy: { kind: 'device' }, apiKeys: [] })
+  t.regex(given.stderr, /^vault-server: --default-headers: signing the generic model headers architecture amd64, base core22, grade signed, snaps pc \(gadget\), pc-kernel \(kernel\); give --headers FILE for a real device\n$/)
+  const generic = decodeStream((await cli(['model', 'show', '--data', data, '--brand', 'acme-brand', '--model', 'acme-given'])).stdout)[0]!
+  t.deepEqual([generic.headerString('architecture'), generic.headerString('base')], ['amd64', 'core22'])
+  t.is((await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-both', '--default-headers', '--headers', headers])).code, 2)
 
   const list = await cli(['model', 'list', '--data', data, '--json'])
   ok(t, list, 'model list')
@@ -149,7 +159,7 @@ test('model add: --headers YAML and --serial-policy assign:ACME-{n:6}; model lis
   t.is(m!.headerString('base'), 'core22')
   t.is(m!.signKeyId, keyId('brand'))
 
-  // bad input is exit 2; a conflict or an unknown brand is the vault's "no", exit 1 (as with --url)
+  // exit codes from the error table, as for the same refusal through --url: bad input 2, "no" 1
   for (const [args, code, exit] of [
     [['--serial-policy', 'assign:NO-PLACEHOLDER'], 'SV_REQUEST_INVALID', 2],
     [['--model', 'acme-yaml'], 'SV_MODEL_EXISTS', 1],
@@ -159,7 +169,7 @@ test('model add: --headers YAML and --serial-policy assign:ACME-{n:6}; model lis
     t.is(bad.code, exit, `${args.join(' ')}: ${bad.stderr}`)
     t.true(bad.stderr.includes(`(${code})`), bad.stderr)
   }
-  const dup = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-bad', '--duplicates', 'sometimes'])
+  const dup = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-bad', '--default-headers', '--duplicates', 'sometimes'])
   t.is(dup.code, 2)
 })
 
@@ -169,6 +179,9 @@ test('brand create: a vault root and a brand (two RSA-4096 keys); trust export g
   ok(t, await cli(['init', '--data', data, '--plain-http']), 'init')
   const r = await cli(['brand', 'create', '--data', data, '--id', 'gadget-co', '--display-name', 'Gadget Co', '--root-id', 'gadget-root', '--json'], { timeoutMs: 240_000 })
   ok(t, r, 'brand create')
+  // stderr is a pipe here: plain progress lines, one per key, no carriage returns (issue 13)
+  t.false(r.stderr.includes('\r'), JSON.stringify(r.stderr))
+  t.deepEqual(r.stderr.split('\n').filter((l) => l.includes('generating')).map((l) => l.trim().split(' (')[0]), ['generating root key', 'generating gadget-co key'])
   const out = JSON.parse(r.stdout) as { brand: string; keyId: string; rootId: string }
   t.like(out, { brand: 'gadget-co', rootId: 'gadget-root' })
   const rootExport = await cli(['trust', 'export', '--data', data])
@@ -226,6 +239,18 @@ test('serve --print-config: the resolved configuration with VAULT_MASTER_KEY and
   t.not(config.masterKey.value, secretKey)
   // nothing was created: --print-config only prints
   await t.throwsAsync(stat(data), { code: 'ENOENT' })
+
+  // start-up defaults resolved (issue 13): the worker count, the TLS files, the master key file and the LevelDB directory
+  const level = await cli(['serve', '--data', data, '--print-config'], { env: { VAULT_STORE_DRIVER: 'level' } })
+  ok(t, level, 'serve --print-config (level)')
+  const resolved = JSON.parse(level.stdout) as { signing: { workers: number }; tls: { cert: string; key: string }; masterKey: { file: string }; store: { path: string } }
+  t.is(resolved.signing.workers, Math.max(1, availableParallelism()))
+  t.deepEqual(resolved.tls, { plainHttp: false, cert: join(data, 'tls/cert.pem'), key: join(data, 'tls/key.pem') })
+  t.is(resolved.masterKey.file, join(data, 'master.key'))
+  t.is(resolved.store.path, join(data, 'db'))
+  const given = JSON.parse((await cli(['serve', '--data', data, '--print-config', '--tls-cert', '/etc/ssl/v.pem', '--tls-key', '/etc/ssl/v.key'], { env: { VAULT_SIGNING_WORKERS: '3' } })).stdout) as typeof resolved
+  t.is(given.signing.workers, 3)
+  t.like(given.tls, { cert: '/etc/ssl/v.pem', key: '/etc/ssl/v.key' })
 })
 
 interface Served {
@@ -275,7 +300,7 @@ test('serve: a data directory made by the CLI serves devices over HTTPS; log que
   ok(t, init, 'init')
   const token = (JSON.parse(init.stdout) as { adminToken: string }).adminToken
   ok(t, await cli(['brand', 'import', '--data', data, '--key', vectorPath('keys/brand.key.pem'), '--account', vectorPath('account.assert'), '--account-key', vectorPath('account-key.assert'), '--trusted', vectorPath('trusted.assert')]), 'brand import')
-  const added = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--serial-policy', 'assign:ACME-{n:6}', '--json'])
+  const added = await cli(['model', 'add', '--data', data, '--brand', 'acme-brand', '--model', 'acme-pi-gateway', '--default-headers', '--serial-policy', 'assign:ACME-{n:6}', '--json'])
   ok(t, added, 'model add')
   const apiKey = (JSON.parse(added.stdout) as { apiKeys: string[] }).apiKeys[0]!
   const ca = join(data, 'tls/cert.pem')
@@ -399,21 +424,46 @@ test('token create, list and revoke', async (t) => {
 
 // --- errors and usage ----------------------------------------------------------------------------
 
-test('errors --markdown: one table row per code with its HTTP status', async (t) => {
+test('progressTo: on a terminal one redrawn line per key; elsewhere one plain line per key', (t) => {
+  const lines = (tty: boolean): string => {
+    let err = ''
+    const p = progressTo({ out: () => {}, err: (x) => void (err += x), readFile: async () => Buffer.alloc(0), env: {}, errIsTTY: tty })
+    for (const [what, ms] of [['root key', 0], ['root key', 400], ['root key', 1200], ['acme key', 0], ['acme key', 2100]] as const) p(what, ms)
+    return err
+  }
+  t.is(lines(false), '  generating root key (RSA-4096 takes seconds, up to a minute on slow hardware)...\n  generating acme key (RSA-4096 takes seconds, up to a minute on slow hardware)...\n')
+  const tty = lines(true)
+  t.is(tty.split('\r').length - 1, 4, tty)
+  t.regex(tty, /generating root key .*\.\.\. 1 s\n\r {2}generating acme key .*\.\.\. 0 s\r {2}generating acme key .*\.\.\. 2 s$/)
+})
+
+test('errors --markdown: one table row per code with its HTTP status and exit code', async (t) => {
   const r = await cli(['errors', '--markdown'])
   ok(t, r, 'errors')
   const lines = r.stdout.trimEnd().split('\n')
-  t.is(lines[0], '| code | HTTP | MQTT reason | meaning |')
-  t.is(lines[1], '|---|---|---|---|')
-  const rows = lines.slice(2).map((l) => /^\| `(SV_[A-Z_]+)` \| (\d{3}) \| 0x[0-9a-f]{2} \| (.+) \|$/.exec(l))
+  t.is(lines[0], '| code | HTTP | MQTT reason | exit | meaning |')
+  t.is(lines[1], '|---|---|---|---|---|')
+  const rows = lines.slice(2).map((l) => /^\| `(SV_[A-Z_]+)` \| (\d{3}) \| 0x[0-9a-f]{2} \| ([123]) \| (.+) \|$/.exec(l))
   t.true(rows.every((m) => m !== null), r.stdout)
   t.deepEqual(
-    rows.map((m) => [m![1], Number(m![2])]),
-    Object.entries(ERRORS).map(([code, e]) => [code, e.status]),
+    rows.map((m) => [m![1], Number(m![2]), Number(m![3])]),
+    Object.entries(ERRORS).map(([code, e]) => [code, e.status, ERROR_EXIT_CODES[code as keyof typeof ERRORS]]),
   )
   const plain = await cli(['errors'])
   ok(t, plain, 'errors')
   t.is(plain.stdout.trimEnd().split('\n').length, Object.keys(ERRORS).length)
+})
+
+test('errors --json: the table for scripts, one object per code', async (t) => {
+  const r = await cli(['errors', '--json'])
+  ok(t, r, 'errors --json')
+  const { errors } = JSON.parse(r.stdout) as { errors: Array<{ code: string; status: number; mqtt: number; exit: number; summary: string }> }
+  t.deepEqual(
+    errors,
+    Object.entries(ERRORS).map(([code, e]) => ({ code, status: e.status, mqtt: e.mqtt, exit: ERROR_EXIT_CODES[code as keyof typeof ERRORS], summary: e.summary })),
+  )
+  const both = await cli(['errors', '--json', '--markdown'])
+  t.is(both.code, 2)
 })
 
 test('usage: unknown flags, unknown commands and missing options exit 2', async (t) => {

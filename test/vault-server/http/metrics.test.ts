@@ -154,8 +154,9 @@ test('metrics: serve --print-config shows metrics.listen and redacts metrics.tok
   t.deepEqual((JSON.parse(r.stdout) as { metrics: unknown }).metrics, { listen: '127.0.0.1:9464', token: '<redacted>' })
   t.false(r.stdout.includes(token))
   const bad = await runVaultCli(['serve', '--data', '/nonexistent-sv-data', '--plain-http', '--metrics-listen', 'nowhere', '--print-config'])
-  // (the exit code of SV_CONFIG_INVALID is issue 13 point 2, another change)
-  t.not(bad.code, 0, bad.stderr)
+  // invalid configuration: exit 2 (not retryable), one line
+  t.is(bad.code, 2, bad.stderr)
+  t.is(bad.stderr.trimEnd().split('\n').length, 1, bad.stderr)
   t.regex(bad.stderr, /metrics\.listen: expected HOST:PORT/)
   t.regex(bad.stderr, /SV_CONFIG_INVALID/)
 })

@@ -1,5 +1,5 @@
 import test from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ExecutionContext } from 'ava'
@@ -7,6 +7,7 @@ import { Level } from 'level'
 import { MemoryLevel } from 'memory-level'
 import { LevelStore } from '../../../vault-server/src/store/level-store.js'
 import { baseStoreRecord, binding, brandRecord, logEntry, storeSuite } from '../../conformance/store-suite.js'
+import type { VaultError } from '@sv/shared'
 
 /** A fresh directory under the OS temp dir, removed in teardown (after the store has closed). */
 async function tempDir(t: ExecutionContext): Promise<string> {
@@ -51,15 +52,42 @@ test('LevelStore(classic-level): a new store on the same directory finds the dat
   t.is(await second.registrations.nextSerialNumber('acme', 'widget', 1), 3)
 })
 
-test('LevelStore(classic-level): a directory held by an open store is SV_STORE_UNAVAILABLE to a second one', async (t) => {
+test('LevelStore(classic-level): a directory held by an open store is SV_STORE_LOCKED to a second one, naming the directory', async (t) => {
   const path = join(await tempDir(t), 'db')
   const first = new LevelStore(new Level(path))
   t.teardown(() => first.close())
   await first.open()
   const second = new LevelStore(new Level(path))
   t.teardown(() => second.close())
-  await t.throwsAsync(second.open(), { code: 'SV_STORE_UNAVAILABLE' })
+  const err = await t.throwsAsync<VaultError>(second.open(), { code: 'SV_STORE_LOCKED' })
+  t.deepEqual(err?.details, { reason: 'locked', path })
   await t.throwsAsync(second.ping(), { code: 'SV_STORE_NOT_OPEN' })
+})
+
+// Issue 13: damaged files are not "unavailable" (a retry never heals them):
+// SV_STORE_CORRUPT names the directory and LevelDB's cause.
+test('LevelStore(classic-level): a damaged manifest or a path that is a file is SV_STORE_CORRUPT with the directory and the cause', async (t) => {
+  const path = join(await tempDir(t), 'db')
+  const first = new LevelStore(new Level(path))
+  await first.open()
+  await first.brands.createBrand(brandRecord('acme'), baseStoreRecord('acme'))
+  await first.close()
+  const manifest = (await readdir(path)).find((f) => f.startsWith('MANIFEST-'))!
+  await writeFile(join(path, manifest), Buffer.alloc(200, 0x5a))
+  const damaged = new LevelStore(new Level(path))
+  t.teardown(() => damaged.close())
+  const err = await t.throwsAsync<VaultError>(damaged.open(), { code: 'SV_STORE_CORRUPT' })
+  t.is(err?.details?.path, path)
+  t.is(err?.details?.reason, 'corruption')
+  t.regex(String(err?.details?.cause), /^Corruption: /)
+  t.true(err!.message.includes(path))
+
+  const file = join(await tempDir(t), 'not-a-dir')
+  await writeFile(file, 'x')
+  const onFile = new LevelStore(new Level(file))
+  t.teardown(() => onFile.close())
+  const e2 = await t.throwsAsync<VaultError>(onFile.open(), { code: 'SV_STORE_CORRUPT' })
+  t.deepEqual([e2?.details?.path, e2?.details?.reason], [file, 'EEXIST'])
 })
 
 test('LevelStore: refuses data written with another key layout', async (t) => {
@@ -67,7 +95,7 @@ test('LevelStore: refuses data written with another key layout', async (t) => {
   await db.sublevel('sys').put('layout', '999')
   const store = new LevelStore(db)
   t.teardown(() => store.close())
-  await t.throwsAsync(store.open(), { code: 'SV_STORE_UNAVAILABLE' })
+  await t.throwsAsync(store.open(), { code: 'SV_STORE_TOO_NEW' })
 })
 
 // A request-id use is not written on its own: it rides in the next batch

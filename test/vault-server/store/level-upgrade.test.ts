@@ -246,7 +246,7 @@ const cutShort = test.macro({
 // The fixture migrates in three batches (stores and models, the log, tokens and the layout stamp).
 for (const ok of [0, 1, 2]) test(cutShort, ok)
 
-test('LevelStore upgrade: data with a newer layout is refused with SV_STORE_UNAVAILABLE and left untouched', async (t) => {
+test('LevelStore upgrade: data with a newer layout is refused with SV_STORE_TOO_NEW and left untouched', async (t) => {
   const dir = await extract(t)
   const dbPath = join(dir, 'data', 'db')
   const raw = new Level<string, string>(dbPath, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
@@ -256,7 +256,7 @@ test('LevelStore upgrade: data with a newer layout is refused with SV_STORE_UNAV
   const before = await dump(dbPath)
   const migrated: Array<[number, number]> = []
   const store = openStore(t, new Level(dbPath), migrated)
-  await t.throwsAsync(store.open(), { code: 'SV_STORE_UNAVAILABLE' })
+  await t.throwsAsync(store.open(), { code: 'SV_STORE_TOO_NEW' })
   await t.throwsAsync(store.brands.listBrands(), { code: 'SV_STORE_NOT_OPEN' })
   await store.close()
   t.deepEqual(migrated, [])

@@ -192,7 +192,7 @@ test('PostgresStore: refuses a schema migrated past what it knows', async (t) =>
   await admin!.query(`INSERT INTO "${schema}".schema_migrations (version, name) VALUES (999, 'future')`)
   const store = newStore(schema)
   t.teardown(() => store.close())
-  await t.throwsAsync(store.open(), { code: 'SV_STORE_UNAVAILABLE' })
+  await t.throwsAsync(store.open(), { code: 'SV_STORE_TOO_NEW' })
   await t.throwsAsync(store.ping(), { code: 'SV_STORE_NOT_OPEN' })
 })
 

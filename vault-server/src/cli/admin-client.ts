@@ -4,13 +4,14 @@
  * certificate), or `--insecure` (development only, says so on stderr).
  *
  * Refusals become CliErrors with the vault's message and SV_* code, and the
- * exit code of their kind: 2 for bad input (400, 413, 415), 1 for "the answer
- * is no" (401, 403, 404, 409, ...), 3 when the vault or a dependency is not
- * reachable (5xx, no connection).
+ * exit code the error table gives that code (@sv/shared exitCodeFor: 1 the
+ * answer is no, 2 bad input, 3 retry later); an answer without a known code
+ * (a proxy in front) falls back on its status. No connection is 3.
  */
 import { request as httpsRequest } from 'node:https'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { readFileSync } from 'node:fs'
+import { exitCodeFor } from '@sv/shared'
 import { CliError, EXIT } from './io.js'
 
 export interface AdminTarget {
@@ -24,11 +25,6 @@ export interface AdminTarget {
   signal?: AbortSignal
 }
 
-function exitFor(status: number): number {
-  if (status >= 500) return EXIT.UNAVAILABLE
-  if (status === 400 || status === 413 || status === 415) return EXIT.USAGE
-  return EXIT.FAILED
-}
 
 /** One call (`path` relative to the /v1/ base); resolves with the response of a 2xx. Errors become CliError. */
 export function adminRequest(t: AdminTarget, method: string, path: string, body?: unknown): Promise<IncomingMessage> {
@@ -63,13 +59,15 @@ export function adminRequest(t: AdminTarget, method: string, path: string, body?
         let text = ''
         for await (const c of res) if (text.length < 65536) text += c
         let msg = text
+        let code: string | undefined
         try {
           const j = JSON.parse(text) as { code?: string; message?: string }
           msg = `${j.message} (${j.code})`
+          code = typeof j.code === 'string' ? j.code : undefined
         } catch {
           // not JSON
         }
-        reject(new CliError(`the vault answered ${status}: ${msg}`, exitFor(status)))
+        reject(new CliError(`the vault answered ${status}: ${msg}`, exitCodeFor(code, status)))
         return
       }
       resolve(res)

@@ -7,7 +7,7 @@
  * both ways run the same routes, checks and audit entries.
  */
 import { userInfo } from 'node:os'
-import { VaultError } from '@sv/shared'
+import { VaultError, exitCodeFor } from '@sv/shared'
 import type { VaultConfig } from '../config.js'
 import { createApp } from '../app.js'
 import { listen } from '../http/server.js'
@@ -69,10 +69,11 @@ export async function withAdmin<T>(io: CliIo, f: TargetFlags, fn: (t: AdminTarge
  * errors pass through.
  */
 export function lockedHint(config: VaultConfig, e: unknown, o: { adminTokens?: boolean } = {}): unknown {
-  if (!(e instanceof VaultError) || e.code !== 'SV_STORE_UNAVAILABLE' || e.details?.reason !== 'locked') return e
+  if (!(e instanceof VaultError) || e.code !== 'SV_STORE_LOCKED') return e
   const url = `${config.tls.plainHttp ? 'http' : 'https'}://${config.listen}/v1/`
   const msg = o.adminTokens
-    ? `${config.dataDir} is in use by a running vault (SV_STORE_UNAVAILABLE): admin tokens are made only on the vault host with the vault stopped (LevelDB allows one process); stop it and run this again, or use the PostgreSQL store`
-    : `${config.dataDir} is in use by a running vault (SV_STORE_UNAVAILABLE): run this command against it with --url ${url} --token TOKEN (or VAULT_URL and VAULT_TOKEN)`
-  return new CliError(msg, EXIT.UNAVAILABLE)
+    ? `${config.dataDir} is in use by a running vault (SV_STORE_LOCKED): admin tokens are made only on the vault host with the vault stopped (LevelDB allows one process); stop it and run this again, or use the PostgreSQL store`
+    : `${config.dataDir} is in use by a running vault (SV_STORE_LOCKED): run this command against it with --url ${url} --token TOKEN (or VAULT_URL and VAULT_TOKEN)`
+  // not retryable as it stands (exit 2, as SV_STORE_LOCKED in the exit-code table): the way out is --url or stopping the vault
+  return new CliError(msg, exitCodeFor('SV_STORE_LOCKED'))
 }

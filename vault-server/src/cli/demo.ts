@@ -11,13 +11,14 @@
  * DATA/demo.json (mode 0600); the identity provider runs on loopback only.
  */
 import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { encodeStream, decodeStream, decodeAssertion } from '@sv/shared'
+import { encodeStream, decodeStream, decodeAssertion, VaultError } from '@sv/shared'
 import { createLogger } from '../logger.js'
-import { openVault, startVault, type VaultCore } from '../vault.js'
+import { addressError, openVault, startVault, type VaultCore } from '../vault.js'
 import { startDevIdentityProvider } from '../auth/dev-idp.js'
 import { parseListen } from '../http/server.js'
 import { sha256Hex } from '../services/admin/access.js'
@@ -77,19 +78,67 @@ const PI_HEADERS = {
   ],
 }
 
+/** DATA/demo.json, or undefined on a fresh directory. Unreadable or garbled: SV_CONFIG_INVALID naming the file (exit 2). */
 async function readState(path: string): Promise<DemoState | undefined> {
+  const invalid = (reason: string, cause: string): never => {
+    throw new VaultError('SV_CONFIG_INVALID', `${path}: ${cause}: fix it, or remove the demo data directory to start afresh`, { details: { file: path, reason, issues: [`${path}: ${cause}`] } })
+  }
   let text: string
   try {
     text = await readFile(path, 'utf8')
-  } catch {
-    return undefined
-  }
-  try {
-    return JSON.parse(text) as DemoState
   } catch (e) {
-    throw new CliError(`${path} is not valid JSON (${(e as Error).message}): remove the demo data directory to start afresh`)
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    return invalid('unreadable', `cannot read (${code})`)
   }
+  let state: unknown
+  try {
+    state = JSON.parse(text)
+  } catch (e) {
+    return invalid('json', `not valid JSON (${(e as Error).message})`)
+  }
+  const o = state as Record<string, unknown> | null
+  if (o === null || typeof o !== 'object' || Array.isArray(o) || !['brand', 'model', 'apiKey', 'adminToken'].every((k) => typeof o[k] === 'string')) {
+    return invalid('shape', 'not a demo state (brand, model, apiKey and adminToken strings)')
+  }
+  return o as unknown as DemoState
 }
+
+/**
+ * Where the demo's MQTT broker and identity provider listen unless told:
+ * on the host of --listen, at its port + 440 and + 1, which gives the
+ * defaults 8883 and 8444 for 8443, and lets a second demo on --listen
+ * 127.0.0.1:9443 run beside the first (9883, 9444). Port 0 stays 0.
+ */
+export function demoAddresses(listen: string, o: { mqttListen?: string | undefined; idpListen?: string | undefined }): { mqtt: string; idp: string } {
+  const { host, port } = parseListen(listen)
+  const h = host.includes(':') ? `[${host}]` : host
+  const at = (delta: number) => `${h}:${port === 0 || port + delta > 65535 ? 0 : port + delta}`
+  return { mqtt: o.mqttListen ?? at(440), idp: o.idpListen ?? at(1) }
+}
+
+/** Fails SV_ADDRESS_UNAVAILABLE when host:port cannot be listened on now (checked before the slow key generation). */
+async function checkFree(address: string, listener: string, setting: string): Promise<void> {
+  const { host, port } = parseListen(address)
+  if (port === 0) return
+  await new Promise<void>((resolvePromise, reject) => {
+    const probe = createServer()
+    probe.once('error', (e) => reject(addressError(e, listener, address, setting)))
+    probe.listen(port, host, () => probe.close(() => resolvePromise()))
+  })
+}
+
+/** Two serials of the demo model with no binding in this data directory yet, from `from` on (bounded). */
+async function unusedSerials(v: VaultCore, from: number): Promise<[number, number]> {
+  const found: number[] = []
+  for (let n = Math.max(1, from); found.length < 2 && n < from + 10_000; n++) {
+    if (!(await v.store.registrations.getBinding(BRAND, MODEL, demoSerial(n)))) found.push(n)
+  }
+  if (found.length < 2) throw new CliError('no unused demo serial number found in 10000 tries', EXIT.FAILED)
+  return [found[0]!, found[1]!]
+}
+
+const demoSerial = (n: number): string => `DEMO-${String(n).padStart(4, '0')}`
 
 /** Stores and people of the demo, through the admin service (audited as the host's cli). Idempotent on what exists. */
 async function seedStores(v: VaultCore, state: DemoState): Promise<DemoPerson[]> {
@@ -130,12 +179,22 @@ async function seedStores(v: VaultCore, state: DemoState): Promise<DemoPerson[]>
   }
 }
 
-export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; idpListen?: string }): Promise<number> {
-  const dataDir = resolve(f.data ?? io.env.VAULT_DATA_DIR ?? '.data/demo')
-  const listenAt = f.listen ?? io.env.VAULT_LISTEN ?? '127.0.0.1:8443'
-  const idpAt = parseListen(f.idpListen ?? '127.0.0.1:8444')
+export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; idpListen?: string; mqttListen?: string }): Promise<number> {
+  const dataDir = resolve(f.data || io.env.VAULT_DATA_DIR || '.data/demo')
+  const listenAt = f.listen || io.env.VAULT_LISTEN || '127.0.0.1:8443'
+  const addresses = demoAddresses(listenAt, { mqttListen: f.mqttListen || io.env.VAULT_MQTT_LISTEN || undefined, idpListen: f.idpListen })
+  const idpAt = parseListen(addresses.idp)
+  // flags beat the environment: the MQTT address goes in as a flag
+  const mqttFlag = { mqtt: { listen: addresses.mqtt } }
   const statePath = join(dataDir, 'demo.json')
   let state = await readState(statePath)
+  {
+    // every address before the slow work (two RSA-4096 keys on a first start)
+    const early = resolveConfig(io, { ...f, data: dataDir, dev: true, listen: listenAt }, mqttFlag)
+    await checkFree(early.listen, 'the device API', '--listen')
+    if (early.mqtt.mode === 'embedded') await checkFree(early.mqtt.listen, 'MQTT', '--mqtt-listen or VAULT_MQTT_LISTEN')
+    await checkFree(addresses.idp, 'the demo identity provider', '--idp-listen')
+  }
   if (!state) {
     io.err(`vault-server: setting up the demo vault in ${dataDir} (two RSA-4096 keys: a few seconds)\n`)
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
@@ -156,9 +215,10 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; 
     } finally {
       await v.close()
     }
-    io.err('\n')
+    if (io.errIsTTY) io.err('\n')
   }
   state.idpSecret ??= randomBytes(24).toString('base64url')
+  let serials: [number, number] = [1, 2]
   const publicUrl = `https://${listenAt}`
   const idpUrl = `http://${idpAt.host}:${idpAt.port}`
   {
@@ -167,11 +227,13 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; 
     const v = await openVault(config, createLogger('warn', process.stderr as never), { workers: 1 })
     try {
       state.people = await seedStores(v, state)
+      // the banner's serials: none bound yet here, so a rerun of the printed commands is not a 409
+      serials = await unusedSerials(v, (state.next ?? 0) + 1)
+      state.next = serials[1]
     } finally {
       await v.close()
     }
   }
-  state.next = (state.next ?? 0) + 2
   await writeFile(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 })
 
   const idp = await startDevIdentityProvider({
@@ -179,11 +241,11 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; 
     port: idpAt.port,
     accounts: state.people.map((p) => ({ email: p.email, password: p.password, name: PEOPLE.find((x) => x.role === p.role)!.name })),
     clients: [{ clientId: 'serial-vault-demo', clientSecret: state.idpSecret, redirectUris: [`${publicUrl}/v1/auth/callback`] }],
-  }).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${idpAt.host}:${idpAt.port} for the demo identity provider: EADDRINUSE (another demo running? see --idp-listen)`, EXIT.UNAVAILABLE)
-    throw e
+  }).catch((e: unknown) => {
+    throw addressError(e, 'the demo identity provider', addresses.idp, '--idp-listen')
   })
   const config = resolveConfig(io, { ...f, data: dataDir, dev: true, listen: listenAt }, {
+    ...mqttFlag,
     auth: { publicUrl, oidc: { providers: [{ id: 'demo', displayName: 'Demo identity provider', issuer: idp.issuer, clientId: 'serial-vault-demo', clientSecret: state.idpSecret, allowInsecureHttp: true }] } },
   })
   const log = createLogger(config.log.level)
@@ -196,8 +258,8 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; 
     throw e
   }
   const rel = (p: string) => join(dataDir, p)
-  const serialA = `DEMO-${String(state.next - 1).padStart(4, '0')}`
-  const serialB = `DEMO-${String(state.next).padStart(4, '0')}`
+  const serialA = demoSerial(serials[0])
+  const serialB = demoSerial(serials[1])
   const cli = 'npm exec --no -- vault-server'
   io.out(
     [

@@ -9,6 +9,8 @@ export interface CliIo {
   err(text: string): void
   readFile(path: string): Promise<Buffer>
   env: NodeJS.ProcessEnv
+  /** stderr is a terminal: progress may redraw its line with \r (default false: plain lines) */
+  errIsTTY?: boolean
 }
 
 export const processIo: CliIo = {
@@ -16,6 +18,7 @@ export const processIo: CliIo = {
   err: (t) => void process.stderr.write(t),
   readFile: (p) => readFile(p),
   env: process.env,
+  errIsTTY: process.stderr.isTTY === true,
 }
 
 /** Exit codes shared by every command (documented in the README). */

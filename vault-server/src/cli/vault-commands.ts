@@ -12,10 +12,11 @@ import { readFileSync } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import type { HeaderValue } from '@sv/shared'
+import { VaultError, type HeaderValue } from '@sv/shared'
 import { loadVaultConfig, printableConfig, dataPaths, type VaultConfig } from '../config.js'
 import { createLogger, type Logger } from '../logger.js'
 import { generateMasterKeyFile } from '../keys/master-key.js'
+import { defaultSignerPoolSize } from '../keys/signer-pool.js'
 import { generateSelfSigned } from '../tls.js'
 import type { AdminWire } from '@sv/shared'
 import { openVault, startVault } from '../vault.js'
@@ -26,6 +27,7 @@ import { storeConfig } from '../vault.js'
 import { parseSerialPolicyFlag } from '../services/serial-template.js'
 import { adminJson, adminRequest } from './admin-client.js'
 import { cliUser, lockedHint, withAdmin, type TargetFlags } from './admin-target.js'
+import { DEFAULT_MODEL_HEADERS } from '../services/model-service.js'
 import { CliError, EXIT, type CliIo } from './io.js'
 
 export interface GlobalFlags {
@@ -63,8 +65,11 @@ export function resolveConfig(io: CliIo, f: GlobalFlags, extra: Record<string, u
     readFile: (p) => {
       try {
         return readFileSync(p, 'utf8')
-      } catch {
-        return undefined
+      } catch (e) {
+        // absent is the loader's business (DATA/vault.yaml is optional); anything else names the file
+        const code = (e as NodeJS.ErrnoException).code
+        if (code === 'ENOENT') return undefined
+        throw new VaultError('SV_CONFIG_INVALID', `cannot read config file ${p}: ${code ?? (e as Error).message}`, { details: { file: p, reason: code, issues: [`${p}: ${code}`] } })
       }
     },
   })
@@ -85,10 +90,21 @@ async function openDataStore(config: VaultConfig, o: { adminTokens?: boolean } =
 
 const enc = encodeURIComponent
 
-/** Progress of key generation on stderr: one line per key, updated each second. */
+/**
+ * Progress of key generation on stderr: on a terminal one line per key,
+ * redrawn each second; otherwise (a log file, a pipe, CI) one plain line
+ * when each key starts, and no carriage returns.
+ */
 export function progressTo(io: CliIo): (what: string, ms: number) => void {
   let current = ''
   let shown = -1
+  if (!io.errIsTTY) {
+    return (what) => {
+      if (what === current) return
+      current = what
+      io.err(`  generating ${what} (RSA-4096 takes seconds, up to a minute on slow hardware)...\n`)
+    }
+  }
   return (what, ms) => {
     const s = Math.floor(ms / 1000)
     if (what !== current) {
@@ -163,7 +179,7 @@ export async function initCommand(io: CliIo, f: GlobalFlags & { tlsName?: string
       token ? `\nadmin token (shown once; keep it safe):\n  ${token}` : '  (an admin token already exists; make another with "vault-server token create")',
       '',
       'next: vault-server brand create --data DIR --id BRAND --display-name NAME   (or brand import)',
-      '      vault-server model add --data DIR --brand BRAND --model MODEL',
+      '      vault-server model add --data DIR --brand BRAND --model MODEL --headers model.yaml',
       '      vault-server serve --data DIR',
       '',
     ].join('\n'),
@@ -270,8 +286,14 @@ export async function trustExportCommand(io: CliIo, f: TargetFlags & { brand?: s
 
 export async function modelAddCommand(
   io: CliIo,
-  f: TargetFlags & { brand: string; model: string; apiKey?: string[]; serialPolicy?: string; duplicates?: string; headers?: string; key?: string; json?: boolean },
+  f: TargetFlags & { brand: string; model: string; apiKey?: string[]; serialPolicy?: string; duplicates?: string; headers?: string; defaultHeaders?: boolean; key?: string; json?: boolean },
 ): Promise<number> {
+  // A model assertion is signed once and must match the devices' image: never
+  // sign made-up headers unasked (issue 13). The generic model is opt-in, and says what it signed.
+  if (!f.headers && !f.defaultHeaders) {
+    throw new CliError('model add: --headers FILE is required (the model assertion headers: architecture, base, grade, snaps, ...); --default-headers signs a generic amd64 core22 "pc" model, for trying things out')
+  }
+  if (f.headers && f.defaultHeaders) throw new CliError('model add: --headers and --default-headers exclude each other')
   let headers: Record<string, HeaderValue> | undefined
   if (f.headers) {
     let text: string
@@ -292,6 +314,10 @@ export async function modelAddCommand(
   if (f.duplicates && f.duplicates !== 'refuse' && f.duplicates !== 'reissue') throw new CliError('--duplicates must be refuse or reissue')
   // checked here too, so a typo is exit 2 before anything is sent
   if (f.serialPolicy) parseSerialPolicyFlag(f.serialPolicy)
+  if (f.defaultHeaders) {
+    const snaps = (DEFAULT_MODEL_HEADERS.snaps as Array<Record<string, string>>).map((x) => `${x.name} (${x.type})`).join(', ')
+    io.err(`vault-server: --default-headers: signing the generic model headers architecture ${DEFAULT_MODEL_HEADERS.architecture}, base ${DEFAULT_MODEL_HEADERS.base}, grade ${DEFAULT_MODEL_HEADERS.grade}, snaps ${snaps}; give --headers FILE for a real device\n`)
+  }
   return withAdmin(io, f, async (t) => {
     const { model, apiKeys } = await adminJson<{ model: AdminWire.ModelWire; apiKeys: string[] }>(t, 'POST', 'admin/models', {
       brandId: f.brand,
@@ -388,21 +414,12 @@ export async function tokenListCommand(io: CliIo, f: GlobalFlags & { json?: bool
 export async function serveCommand(io: CliIo, f: GlobalFlags): Promise<number> {
   const config = resolveConfig(io, f)
   if (f.printConfig) {
-    io.out(printableConfig(config))
+    io.out(printableConfig(config, { workers: config.signing.workers || defaultSignerPoolSize() }))
     return EXIT.OK
   }
   const log = createLogger(config.log.level)
   if (config.dev) log.warn({ dataDir: config.dataDir }, 'config.dev_mode')
-  let vault
-  try {
-    vault = await startVault(config, log)
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException & { address?: string; port?: number }
-    if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
-      throw new CliError(`cannot listen on ${err.address ?? '?'}:${err.port ?? '?'}: ${err.code} (another process there? see --listen and mqtt.listen / VAULT_MQTT_LISTEN)`, EXIT.UNAVAILABLE)
-    }
-    throw e
-  }
+  const vault = await startVault(config, log)
   io.err(`vault-server: serving ${vault.url}${vault.mqttUrl ? ` and ${vault.mqttUrl.replace(/\/\/[^@/]*@/, '//')}` : ''} (store ${config.store.driver}${config.tls.plainHttp ? ', plain HTTP' : ''})${vault.metricsUrl ? `, metrics on ${vault.metricsUrl}` : ''}\n`)
   await waitForSignal()
   await vault.close()

@@ -102,6 +102,11 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
   return value
 }
 
+/** Worker threads of a pool given no size (signing.workers 0): one per core, at least 1. */
+export function defaultSignerPoolSize(): number {
+  return Math.max(1, os.availableParallelism())
+}
+
 export class SignerPool {
   readonly #size: number
   readonly #maxPending: number
@@ -118,7 +123,7 @@ export class SignerPool {
   #counters = { signed: 0, overloaded: 0, timedOut: 0, failed: 0, restarts: 0 }
 
   constructor(options: SignerPoolOptions = {}) {
-    this.#size = positiveInt('size', options.size, Math.max(1, os.availableParallelism()))
+    this.#size = positiveInt('size', options.size, defaultSignerPoolSize())
     this.#maxPending = positiveInt('maxPending', options.maxPending, DEFAULT_MAX_PENDING)
     this.#timeoutMs = positiveInt('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS)
     this.#perWorker = positiveInt('perWorker', options.perWorker, 2)

@@ -19,10 +19,9 @@
  * write rides in the next synced batch. A binding and its log entry are one
  * batch; a change and its audit entry are one batch.
  */
-import { VaultError, isVaultError } from '@sv/shared'
 import { GENESIS_HASH, type AuditHead } from './records.js'
 import type { StoreTraits, VaultStore } from './store.js'
-import { LevelContext, createSublevels, mapLevelError, type LevelDatabase } from './level/context.js'
+import { LevelContext, createSublevels, levelOpenError, type LevelDatabase } from './level/context.js'
 import { LevelKeys } from './level/keys.js'
 import { LevelBrands } from './level/brands.js'
 import { LevelStores } from './level/stores.js'
@@ -88,9 +87,7 @@ export class LevelStore implements VaultStore {
       try {
         await c.db.open()
       } catch (err) {
-        const mapped = mapLevelError(err)
-        if (isVaultError(mapped) && mapped.details?.reason === 'locked') throw mapped
-        throw new VaultError('SV_STORE_UNAVAILABLE', 'cannot open the LevelDB database', { cause: err })
+        throw levelOpenError(err, (c.db as { location?: unknown }).location as string | undefined)
       }
       try {
         // Sublevels are closed for good with their parent, so each open makes new ones.

@@ -9,7 +9,7 @@
  * holding an in-process mutex on the keys it checks (`locked`). That is only
  * sound with a single writer process, which classic-level enforces: LevelDB's
  * LOCK file makes a second process fail to open the same directory (it gets
- * SV_STORE_UNAVAILABLE). Several vault processes need PostgresStore.
+ * SV_STORE_LOCKED). Several vault processes need PostgresStore.
  *
  * Audit. A write with an audit seal also holds AUDIT_LOCK, completes the
  * entry from the cached head (authoritative: one writer process), and writes
@@ -178,7 +178,7 @@ export function mapLevelError(err: unknown): unknown {
   const code = (err as { code?: unknown } | null)?.code
   const causeCode = ((err as { cause?: { code?: unknown } } | null)?.cause as { code?: unknown } | undefined)?.code
   if (code === 'LEVEL_LOCKED' || causeCode === 'LEVEL_LOCKED') {
-    return new VaultError('SV_STORE_UNAVAILABLE', 'the LevelDB data directory is in use by another process (a running vault?): stop it, or use the admin API; several processes need the PostgreSQL store', {
+    return new VaultError('SV_STORE_LOCKED', 'the LevelDB data directory is in use by another process (a running vault?): stop it, or use --url against it; several processes need the PostgreSQL store', {
       cause: err,
       details: { reason: 'locked' },
     })
@@ -195,4 +195,30 @@ export function mapLevelError(err: unknown): unknown {
     default:
       return err
   }
+}
+
+/**
+ * Why a LevelDB database did not open, as a typed error naming the directory
+ * (`location`) and LevelDB's own cause. Only a lock held by another process
+ * is SV_STORE_LOCKED; damaged or missing files (LEVEL_CORRUPTION, an
+ * LEVEL_IO_ERROR such as a table the manifest lists being gone) and a path
+ * that cannot be a database directory (EEXIST, ENOTDIR, EACCES) are
+ * SV_STORE_CORRUPT: none of these heals with a retry, so the command exits 2
+ * instead of 3 (issue 13). Anything else stays SV_STORE_UNAVAILABLE.
+ */
+export function levelOpenError(err: unknown, location: string | undefined): VaultError {
+  const mapped = mapLevelError(err)
+  if (isVaultError(mapped) && mapped.code === 'SV_STORE_LOCKED') {
+    return new VaultError('SV_STORE_LOCKED', `${mapped.message}${location ? ` (${location})` : ''}`, { cause: err, details: { ...mapped.details, ...(location ? { path: location } : {}) } })
+  }
+  const cause = ((err as { cause?: unknown } | null)?.cause ?? err) as { code?: unknown; message?: unknown } | null
+  const causeCode = typeof cause?.code === 'string' ? cause.code : undefined
+  const causeText = typeof cause?.message === 'string' ? cause.message.split('\n')[0]!.slice(0, 300) : String(cause)
+  const where = location ?? 'the LevelDB database'
+  const details = { ...(location ? { path: location } : {}), cause: causeText }
+  if (causeCode === 'LEVEL_CORRUPTION' || causeCode === 'LEVEL_IO_ERROR' || (causeCode !== undefined && /^E[A-Z]+$/.test(causeCode))) {
+    const reason = causeCode === 'LEVEL_CORRUPTION' ? 'corruption' : causeCode === 'LEVEL_IO_ERROR' ? 'io' : causeCode
+    return new VaultError('SV_STORE_CORRUPT', `cannot open the LevelDB database in ${where}: ${causeText} (restore it from a backup, or move it away to start afresh)`, { cause: err, details: { ...details, reason } })
+  }
+  return new VaultError('SV_STORE_UNAVAILABLE', `cannot open the LevelDB database in ${where}: ${causeText}`, { cause: err, details })
 }

@@ -72,7 +72,7 @@ export const LAYOUT_MIGRATIONS: readonly LayoutMigration[] = [toStores]
 /**
  * Brings the database to LAYOUT_VERSION. A fresh database is stamped with it;
  * older data is migrated step by step; newer data is refused with
- * SV_STORE_UNAVAILABLE. Resolves with the version found (undefined when fresh).
+ * SV_STORE_TOO_NEW (exit 2: retrying never helps). Resolves with the version found (undefined when fresh).
  */
 export async function migrateLayout(s: Sublevels, write: (ops: Op[]) => Promise<void>, now: number, migrations: readonly LayoutMigration[] = LAYOUT_MIGRATIONS): Promise<number | undefined> {
   const text = (await s.sys.get('layout')) as string | undefined
@@ -81,13 +81,13 @@ export async function migrateLayout(s: Sublevels, write: (ops: Op[]) => Promise<
     return undefined
   }
   const found = Number(text)
-  if (!Number.isSafeInteger(found) || found < 1) throw new VaultError('SV_STORE_UNAVAILABLE', `the LevelDB data has an unknown layout ${JSON.stringify(text)}`, { details: { layout: text, expected: LAYOUT_VERSION } })
+  if (!Number.isSafeInteger(found) || found < 1) throw new VaultError('SV_STORE_TOO_NEW', `the LevelDB data has an unknown layout ${JSON.stringify(text)}`, { details: { layout: text, expected: LAYOUT_VERSION } })
   if (found > LAYOUT_VERSION) {
-    throw new VaultError('SV_STORE_UNAVAILABLE', `the LevelDB data was written by a newer vault (layout ${found}; this vault knows up to ${LAYOUT_VERSION})`, { details: { layout: found, expected: LAYOUT_VERSION } })
+    throw new VaultError('SV_STORE_TOO_NEW', `the LevelDB data was written by a newer vault (layout ${found}; this vault knows up to ${LAYOUT_VERSION})`, { details: { layout: found, expected: LAYOUT_VERSION } })
   }
   for (let v = found; v < LAYOUT_VERSION; ) {
     const m = migrations.find((x) => x.from === v)
-    if (!m) throw new VaultError('SV_STORE_UNAVAILABLE', `no migration from LevelDB layout ${v}`, { details: { layout: v, expected: LAYOUT_VERSION } })
+    if (!m) throw new VaultError('SV_STORE_TOO_NEW', `no migration from LevelDB layout ${v}`, { details: { layout: v, expected: LAYOUT_VERSION } })
     await m.run(s, write, now)
     v = m.to
   }

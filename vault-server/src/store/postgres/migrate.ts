@@ -42,7 +42,7 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
     const known = Math.max(0, ...migrations.map((m) => m.version))
     const newer = [...applied].filter((v) => v > known)
     if (newer.length > 0) {
-      throw new VaultError('SV_STORE_UNAVAILABLE', 'the database schema is newer than this vault', {
+      throw new VaultError('SV_STORE_TOO_NEW', 'the database schema is newer than this vault', {
         details: { schema, applied: Math.max(...newer), known },
       })
     }
