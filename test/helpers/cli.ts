@@ -5,7 +5,8 @@
  * timeout. At most three at once per test file: each starts Node with the
  * TypeScript loader, and tests in a file run concurrently.
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
+import type { ExecutionContext } from 'ava'
 import { join } from 'node:path'
 import { REPO_ROOT } from './vectors.js'
 
@@ -65,4 +66,50 @@ export async function runVaultCli(args: string[], o: CliOptions = {}): Promise<C
   } finally {
     release()
   }
+}
+
+export interface ServedVault {
+  child: ChildProcess
+  /** the device API's base URL, e.g. https://127.0.0.1:PORT/v1/ */
+  url: string
+  exited: Promise<number | null>
+}
+
+/**
+ * `vault-server serve --data DIR` as a real process on an ephemeral port
+ * (HTTPS with the data directory's development certificate, MQTT off, one
+ * signing worker); resolves once it says where it serves (45 s at most).
+ * Killed (SIGKILL) at the test's end when still running.
+ */
+export async function serveDataDir(t: ExecutionContext, data: string): Promise<ServedVault> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', VAULT_MAIN, 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, VAULT_MQTT_MODE: 'off', VAULT_LOG_LEVEL: 'warn', VAULT_SIGNING_WORKERS: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => (out = (out + c.toString('utf8')).slice(-20_000)))
+  child.stderr.on('data', (c: Buffer) => (out = (out + c.toString('utf8')).slice(-20_000)))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start within 45 s:\n${out}`)), 45_000)
+    child.stderr.on('data', () => {
+      const m = /serving (https:\/\/127\.0\.0\.1:\d+\/v1\/)/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1]!)
+      }
+    })
+    void exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`serve exited (${code}) before serving:\n${out}`))
+    })
+  })
+  return { child, url, exited }
 }

@@ -9,15 +9,14 @@
  * with the one-line --url hint; the brand's private key never echoed.
  */
 import test, { type ExecutionContext } from 'ava'
-import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeStream } from '@sv/shared'
-import { runVaultCli, VAULT_MAIN, type CliRun } from '../../helpers/cli.js'
+import { runVaultCli, serveDataDir, type CliRun } from '../../helpers/cli.js'
 import { PI_MODEL_HEADERS, startTestVault } from '../../helpers/vault.js'
-import { REPO_ROOT, vectorPath } from '../../helpers/vectors.js'
+import { vectorPath } from '../../helpers/vectors.js'
 import { keyId } from '../../helpers/keys.js'
 
 const ok = (t: ExecutionContext, r: CliRun, what: string): void => {
@@ -31,46 +30,13 @@ async function tmp(t: ExecutionContext): Promise<string> {
   return dir
 }
 
-/** `vault-server serve` on an ephemeral port (HTTPS with the data directory's development certificate); resolves with its URL. */
-async function serve(t: ExecutionContext, data: string): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', VAULT_MAIN, 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, VAULT_MQTT_MODE: 'off', VAULT_LOG_LEVEL: 'warn', VAULT_SIGNING_WORKERS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout.on('data', (c: Buffer) => (out = (out + c.toString('utf8')).slice(-20_000)))
-  child.stderr.on('data', (c: Buffer) => (out = (out + c.toString('utf8')).slice(-20_000)))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM')
-      await exited
-    }
-  })
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start within 45 s:\n${out}`)), 45_000)
-    child.stderr.on('data', () => {
-      const m = /serving (https:\/\/127\.0\.0\.1:\d+\/v1\/)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1]!)
-      }
-    })
-    void exited.then((code) => {
-      clearTimeout(timer)
-      reject(new Error(`serve exited (${code}) before serving:\n${out}`))
-    })
-  })
-}
-
 test('brand import, brand/key/model/trust commands and token list with --url against a running `vault-server serve`; --data while it runs gives the --url hint', async (t) => {
   t.timeout(180_000)
   const data = join(await tmp(t), 'data')
   const init = await runVaultCli(['init', '--data', data, '--json'])
   ok(t, init, 'init')
   const adminToken = json<{ adminToken: string }>(init).adminToken
-  const url = await serve(t, data)
+  const { url } = await serveDataDir(t, data)
   const ca = join(data, 'tls', 'cert.pem')
   const remote = ['--url', url, '--token', adminToken, '--ca', ca]
   const cli = (args: string[], env?: Record<string, string>): Promise<CliRun> => runVaultCli([...args, ...remote], env ? { env } : {})

@@ -5,15 +5,14 @@
  * bad input, 3 unreachable).
  */
 import test, { type ExecutionContext } from 'ava'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { runVaultCli, VAULT_MAIN as MAIN, type CliOptions, type CliRun } from '../../helpers/cli.js'
+import { runVaultCli, serveDataDir, type CliOptions, type CliRun } from '../../helpers/cli.js'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { progressTo } from '../../../vault-server/src/cli/vault-commands.js'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ERRORS, ERROR_EXIT_CODES, decodeStream, encodeStream } from '@sv/shared'
 import { PI_MODEL_HEADERS, startTestVault } from '../../helpers/vault.js'
-import { REPO_ROOT, vectorPath } from '../../helpers/vectors.js'
+import { vectorPath } from '../../helpers/vectors.js'
 import { keyId } from '../../helpers/keys.js'
 import { snapdVerify } from '../../helpers/snapd-check.js'
 import { fixtureDeviceKey, generateDeviceKeys, httpRequest, endpoint, registerDevice } from '../../helpers/device.js'
@@ -253,46 +252,6 @@ test('serve --print-config: the resolved configuration with VAULT_MASTER_KEY and
   t.like(given.tls, { cert: '/etc/ssl/v.pem', key: '/etc/ssl/v.key' })
 })
 
-interface Served {
-  child: ChildProcess
-  url: string
-  exited: Promise<number | null>
-}
-
-async function serve(t: ExecutionContext, data: string): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', MAIN, 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, VAULT_MQTT_MODE: 'off', VAULT_LOG_LEVEL: 'warn', VAULT_SIGNING_WORKERS: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout.on('data', (c: Buffer) => (out = (out + c.toString('utf8')).slice(-20_000)))
-  child.stderr.on('data', (c: Buffer) => (out = (out + c.toString('utf8')).slice(-20_000)))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-  })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start within 45 s:\n${out}`)), 45_000)
-    const check = () => {
-      const m = /serving (https:\/\/127\.0\.0\.1:\d+\/v1\/)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1]!)
-      }
-    }
-    child.stderr.on('data', check)
-    void exited.then((code) => {
-      clearTimeout(timer)
-      reject(new Error(`serve exited (${code}) before serving:\n${out}`))
-    })
-  })
-  return { child, url, exited }
-}
-
 test('serve: a data directory made by the CLI serves devices over HTTPS; log query and log export --format csv read its log; SIGTERM stops it', async (t) => {
   t.timeout(180_000)
   const data = join(await tmp(t), 'data')
@@ -306,7 +265,7 @@ test('serve: a data directory made by the CLI serves devices over HTTPS; log que
   const ca = join(data, 'tls/cert.pem')
   const caPem = await readFile(ca, 'utf8')
 
-  const s = await serve(t, data)
+  const s = await serveDataDir(t, data)
   const keys = [fixtureDeviceKey('device'), ...(await generateDeviceKeys(2))]
   const serials: string[] = []
   for (const key of keys) {
