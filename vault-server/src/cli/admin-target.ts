@@ -13,7 +13,7 @@ import { createApp } from '../app.js'
 import { listen } from '../http/server.js'
 import { openVault } from '../vault.js'
 import type { AdminTarget } from './admin-client.js'
-import { CliError, EXIT, type CliIo } from './io.js'
+import { CliError, type CliIo } from './io.js'
 import { quietLogger, resolveConfig, progressTo, type GlobalFlags } from './vault-commands.js'
 
 export interface TargetFlags extends GlobalFlags {

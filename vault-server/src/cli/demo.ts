@@ -220,7 +220,6 @@ export async function demoCommand(io: CliIo, f: GlobalFlags & { once?: boolean; 
   state.idpSecret ??= randomBytes(24).toString('base64url')
   let serials: [number, number] = [1, 2]
   const publicUrl = `https://${listenAt}`
-  const idpUrl = `http://${idpAt.host}:${idpAt.port}`
   {
     // stores, people and their tokens: made once, renewed when needed (also for a demo directory of an older release)
     const config = resolveConfig(io, { ...f, data: dataDir, dev: true })

@@ -202,16 +202,17 @@ export class MqttRouter {
     if (req.body === undefined) throw new VaultError('SV_REQUEST_INVALID', 'the body field (the serial-request stream) is required', { details: { field: 'body' } })
     const body = Buffer.from(req.body, 'utf8')
     const clientAddress = `mqtt:${client}`
+    const correlation = req.token !== undefined ? { reqId: req.token } : {}
     let reached = false
     try {
       const result = await this.#o.admission.run(() => {
         reached = true
-        return this.#o.registration.requestSerial({ body, apiKey: req['api-key'], clientAddress, transport: 'mqtt', ...(req.token !== undefined ? { reqId: req.token } : {}) })
+        return this.#o.registration.requestSerial({ body, apiKey: req['api-key'], clientAddress, transport: 'mqtt', ...correlation })
       })
       return { assertions: result.stream.toString('utf8') }
     } catch (e) {
       // an overload refusal before the flow is logged like any other refusal
-      if (!reached && e instanceof VaultError && e.code === 'SV_OVERLOADED') throw await this.#o.registration.refuseEarly({ clientAddress, transport: 'mqtt', ...(req.token !== undefined ? { reqId: req.token } : {}) }, e)
+      if (!reached && e instanceof VaultError && e.code === 'SV_OVERLOADED') throw await this.#o.registration.refuseEarly({ clientAddress, transport: 'mqtt', ...correlation }, e)
       if (e instanceof VaultError) loggedByService.add(e)
       throw e
     }

@@ -257,7 +257,7 @@ export class RegistrationService {
       event.model = ctx.model
     }
     this.#o.onOutcome?.(event)
-    const facts = (input as SerialRequestInput).facts
+    const facts = input.facts
     if (facts) {
       if (ctx.brandId !== undefined) facts.brandId = ctx.brandId
       if (ctx.model !== undefined) facts.model = ctx.model
